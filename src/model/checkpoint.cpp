@@ -1,0 +1,114 @@
+#include "model/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "model/tensor_io.h"
+
+namespace peft::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_head_parameter(const DistilBert& model, const std::string& name) {
+  for (Head h : {Head::Classifier, Head::MLM})
+    for (const auto& n : model.head_parameter_names(h))
+      if (n == name) return true;
+  return false;
+}
+
+/// transformers accepts both "distilbert.x" (task models) and "x" (DistilBertModel) names.
+std::string canonical_name(const std::string& key) {
+  static const std::vector<std::string> base = {"embeddings.", "transformer."};
+  for (const auto& p : base)
+    if (key.rfind(p, 0) == 0) return "distilbert." + key;
+  return key;
+}
+
+}  // namespace
+
+LoadReport load_weights(DistilBert& model, const std::string& file, const LoadOptions& opts) {
+  LoadReport report;
+  st::SafetensorsReader reader(file);
+  std::map<std::string, const st::TensorInfo*> by_name;
+  for (const auto& info : reader.tensors()) by_name[canonical_name(info.name)] = &info;
+
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  std::set<Head> heads_to_init;
+  auto params = model.named_parameters(/*recurse=*/true);
+  auto buffers = model.named_buffers(/*recurse=*/true);
+  auto load_one = [&](const std::string& name, torch::Tensor& target) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      if (is_head_parameter(model, name)) {
+        heads_to_init.insert(name.rfind("pre_classifier", 0) == 0 || name.rfind("classifier", 0) == 0 ? Head::Classifier : Head::MLM);
+        report.newly_initialised.push_back(name);
+        return;
+      }
+      throw_input("{}: tensor \"{}\" is missing (the model needs it)", file, name);
+    }
+    const auto& info = *it->second;
+    if (info.shape != target.sizes().vec())
+      throw_input("{}: tensor \"{}\" has shape [{}], the model (config.json) expects [{}]", file, info.name,
+                  fmt::join(info.shape, ", "), fmt::join(target.sizes(), ", "));
+    auto t = read_tensor(reader, info);
+    if (!t.is_floating_point()) throw_input("{}: tensor \"{}\" has integer dtype {}, expected a float", file, info.name, st::dtype_name(info.dtype));
+    target.copy_(t.to(target.scalar_type()));
+    used.insert(it->first);
+  };
+  for (auto& p : params) load_one(p.key(), p.value());
+  for (auto& b : buffers) load_one(b.key(), b.value());
+  // The MLM projector weight is tied to the word embeddings; a file may carry a copy.
+  used.insert("vocab_projector.weight");
+  for (const auto& [name, info] : by_name)
+    if (!used.count(name)) report.unexpected.push_back(info->name);
+  for (Head h : heads_to_init) model.init_head(h, opts.torch_default_head_init, opts.seed);
+  return report;
+}
+
+std::shared_ptr<DistilBert> load_pretrained(const std::string& dir, const LoadOptions& opts, LoadReport* report_out) {
+  if (!fs::is_directory(dir)) throw_input("{}: model folder not found", dir);
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(config_path)) throw_input("{}: no config.json (a Hugging Face DistilBERT folder is expected)", dir);
+  auto config = DistilBertConfig::from_json_file(config_path);
+  const std::string weights = (fs::path(dir) / "model.safetensors").string();
+  if (!fs::exists(weights))
+    throw_input("{}: no model.safetensors (convert pytorch_model.bin with transformers' save_pretrained(safe_serialization=True))", dir);
+  auto model = std::make_shared<DistilBert>(config, opts.heads);
+  LoadReport report = load_weights(*model, weights, opts);
+  if (!report.newly_initialised.empty())
+    spdlog::warn("{}: not in the checkpoint, newly initialised: {}", weights, fmt::join(report.newly_initialised, ", "));
+  if (!report.unexpected.empty())
+    spdlog::info("{}: tensors not used by this model: {}", weights, fmt::join(report.unexpected, ", "));
+  if (report_out) *report_out = std::move(report);
+  return model;
+}
+
+void save_pretrained(DistilBert& model, const std::string& dir) {
+  fs::create_directories(dir);
+  {
+    const auto path = fs::path(dir) / "config.json";
+    std::ofstream out(path);
+    if (!out) throw_runtime("{}: cannot write", path.string());
+    out << model.config().to_json_string();
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& p : model.named_parameters(true)) tensors.emplace_back(p.key(), p.value());
+  for (auto& b : model.named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+}
+
+std::string find_vocab(const std::string& dir) {
+  for (const char* name : {"vocab.txt", "tokenizer.json"}) {
+    auto p = fs::path(dir) / name;
+    if (fs::exists(p)) return p.string();
+  }
+  return "";
+}
+
+}  // namespace peft::model

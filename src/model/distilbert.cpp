@@ -1,0 +1,295 @@
+#include "model/distilbert.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/functional/linear.h>
+#include <torch/nn/functional/normalization.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+
+namespace peft::model {
+namespace F = torch::nn::functional;
+
+Head parse_head(const std::string& name) {
+  if (name == "none") return Head::None;
+  if (name == "classifier") return Head::Classifier;
+  if (name == "mlm") return Head::MLM;
+  throw_input("unknown head \"{}\" (expected classifier, mlm or none)", name);
+}
+
+std::string head_name(Head h) {
+  switch (h) {
+    case Head::None: return "none";
+    case Head::Classifier: return "classifier";
+    case Head::MLM: return "mlm";
+  }
+  return "?";
+}
+
+namespace {
+
+torch::nn::LayerNorm make_layer_norm(const DistilBertConfig& c) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.layer_norm_eps));
+}
+
+/// Holder for a lone parameter so it gets a module path ("vocab_projector.bias").
+class BiasOnly : public torch::nn::Module {
+ public:
+  explicit BiasOnly(int64_t n) { bias = register_parameter("bias", torch::zeros({n})); }
+  torch::Tensor bias;
+};
+
+/// transformers' create_sinusoidal_embeddings.
+torch::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim) {
+  auto pos = torch::arange(n_pos, torch::kFloat64).unsqueeze(1);
+  auto j = torch::arange(dim, torch::kFloat64);
+  auto enc = pos / torch::pow(10000.0, 2.0 * torch::floor_divide(j, 2) / static_cast<double>(dim));
+  auto out = torch::empty({n_pos, dim}, torch::kFloat64);
+  using torch::indexing::Slice;
+  out.index_put_({Slice(), Slice(0, torch::indexing::None, 2)}, torch::sin(enc.index({Slice(), Slice(0, torch::indexing::None, 2)})));
+  out.index_put_({Slice(), Slice(1, torch::indexing::None, 2)}, torch::cos(enc.index({Slice(), Slice(1, torch::indexing::None, 2)})));
+  return out.to(torch::kFloat32);
+}
+
+}  // namespace
+
+Embeddings::Embeddings(const DistilBertConfig& c) : dropout(c.dropout) {
+  word_embeddings = register_module(
+      "word_embeddings", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
+  position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.dim));
+  layer_norm = register_module("LayerNorm", make_layer_norm(c));
+}
+
+torch::Tensor Embeddings::forward(const torch::Tensor& ids) {
+  const int64_t seq = ids.size(1);
+  if (seq > position_embeddings->weight.size(0))
+    throw_input("sequence length {} exceeds max_position_embeddings {}", seq, position_embeddings->weight.size(0));
+  auto positions = torch::arange(seq, ids.options().dtype(torch::kLong));
+  auto x = word_embeddings->forward(ids) + position_embeddings->forward(positions).unsqueeze(0);
+  x = layer_norm->forward(x);
+  return F::dropout(x, F::DropoutFuncOptions().p(dropout).training(is_training()));
+}
+
+MultiHeadSelfAttention::MultiHeadSelfAttention(const DistilBertConfig& c)
+    : n_heads(c.n_heads), dim(c.dim), dropout(c.attention_dropout) {
+  q_lin = register_module("q_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  k_lin = register_module("k_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  v_lin = register_module("v_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  out_lin = register_module("out_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+}
+
+torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torch::Tensor& masked) {
+  const int64_t bs = x.size(0), len = x.size(1), dh = dim / n_heads;
+  auto shape = [&](const torch::Tensor& t) { return t.view({bs, len, n_heads, dh}).transpose(1, 2); };
+  auto q = shape(q_lin->forward(x)) / std::sqrt(static_cast<double>(dh));
+  auto k = shape(k_lin->forward(x));
+  auto v = shape(v_lin->forward(x));
+  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, len, len]
+  if (masked.defined())
+    scores = scores.masked_fill(masked, std::numeric_limits<float>::lowest());
+  auto weights = torch::softmax(scores, -1);
+  weights = F::dropout(weights, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  auto context = torch::matmul(weights, v).transpose(1, 2).reshape({bs, len, dim});
+  return out_lin->forward(context);
+}
+
+FFN::FFN(const DistilBertConfig& c) : gelu(c.activation == "gelu"), dropout(c.dropout) {
+  lin1 = register_module("lin1", std::make_shared<DenseLinear>(c.dim, c.hidden_dim));
+  lin2 = register_module("lin2", std::make_shared<DenseLinear>(c.hidden_dim, c.dim));
+}
+
+torch::Tensor FFN::forward(const torch::Tensor& x) {
+  auto h = lin1->forward(x);
+  h = gelu ? torch::gelu(h) : torch::relu(h);
+  h = lin2->forward(h);
+  return F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
+}
+
+TransformerBlock::TransformerBlock(const DistilBertConfig& c) {
+  attention = register_module("attention", std::make_shared<MultiHeadSelfAttention>(c));
+  sa_layer_norm = register_module("sa_layer_norm", make_layer_norm(c));
+  ffn = register_module("ffn", std::make_shared<FFN>(c));
+  output_layer_norm = register_module("output_layer_norm", make_layer_norm(c));
+}
+
+torch::Tensor TransformerBlock::forward(const torch::Tensor& x, const torch::Tensor& masked) {
+  auto sa = sa_layer_norm->forward(attention->forward(x, masked) + x);
+  return output_layer_norm->forward(ffn->forward(sa) + sa);
+}
+
+DistilBert::DistilBert(const DistilBertConfig& config, std::vector<Head> heads) : config_(config), heads_(std::move(heads)) {
+  config_.validate("DistilBERT config");
+  auto distilbert = register_module("distilbert", std::make_shared<torch::nn::Module>());
+  distilbert_ = distilbert.get();
+  embeddings = distilbert->register_module("embeddings", std::make_shared<Embeddings>(config_));
+  auto transformer = distilbert->register_module("transformer", std::make_shared<torch::nn::Module>());
+  auto layer_list = transformer->register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config_.n_layers; ++i) {
+    layers.push_back(std::make_shared<TransformerBlock>(config_));
+    layer_list->push_back(layers.back());
+  }
+  if (has_head(Head::Classifier)) {
+    pre_classifier = register_module("pre_classifier", std::make_shared<DenseLinear>(config_.dim, config_.dim));
+    classifier = register_module("classifier", std::make_shared<DenseLinear>(config_.dim, config_.num_labels()));
+  }
+  if (has_head(Head::MLM)) {
+    vocab_transform = register_module("vocab_transform", std::make_shared<DenseLinear>(config_.dim, config_.dim));
+    vocab_layer_norm = register_module("vocab_layer_norm", make_layer_norm(config_));
+    vocab_projector_bias = register_module("vocab_projector", std::make_shared<BiasOnly>(config_.vocab_size))->bias;
+  }
+  init_weights(0);
+}
+
+bool DistilBert::has_head(Head h) const {
+  return h == Head::None || std::find(heads_.begin(), heads_.end(), h) != heads_.end();
+}
+
+torch::Tensor DistilBert::hidden_states(const torch::Tensor& ids, const torch::Tensor& mask) {
+  if (ids.dim() != 2) throw_input("input ids must be [batch, seq], got {} dims", ids.dim());
+  torch::Tensor masked;
+  if (mask.defined()) {
+    if (mask.sizes() != ids.sizes())
+      throw_input("attention mask shape {} differs from ids shape {}", fmt::join(mask.sizes(), "x"), fmt::join(ids.sizes(), "x"));
+    masked = (mask == 0).view({ids.size(0), 1, 1, ids.size(1)});
+  }
+  auto x = embeddings->forward(ids);
+  for (auto& block : layers) x = block->forward(x, masked);
+  return x;
+}
+
+torch::Tensor DistilBert::classifier_head(const torch::Tensor& hidden) {
+  PEFT_CHECK(has_head(Head::Classifier), "model was built without the classifier head");
+  using torch::indexing::Slice;
+  auto pooled = hidden.index({Slice(), 0});
+  pooled = torch::relu(pre_classifier->forward(pooled));
+  pooled = F::dropout(pooled, F::DropoutFuncOptions().p(config_.seq_classif_dropout).training(is_training()));
+  return classifier->forward(pooled);
+}
+
+torch::Tensor DistilBert::mlm_head(const torch::Tensor& hidden) {
+  PEFT_CHECK(has_head(Head::MLM), "model was built without the MLM head");
+  auto h = vocab_transform->forward(hidden);
+  h = config_.activation == "gelu" ? torch::gelu(h) : torch::relu(h);
+  h = vocab_layer_norm->forward(h);
+  return F::linear(h, embeddings->word_embeddings->weight, vocab_projector_bias);
+}
+
+torch::Tensor DistilBert::classify(const torch::Tensor& ids, const torch::Tensor& mask) {
+  return classifier_head(hidden_states(ids, mask));
+}
+
+torch::Tensor DistilBert::mlm_logits(const torch::Tensor& ids, const torch::Tensor& mask) {
+  return mlm_head(hidden_states(ids, mask));
+}
+
+torch::Tensor DistilBert::forward(Head head, const torch::Tensor& ids, const torch::Tensor& mask) {
+  switch (head) {
+    case Head::None: return hidden_states(ids, mask);
+    case Head::Classifier: return classify(ids, mask);
+    case Head::MLM: return mlm_logits(ids, mask);
+  }
+  throw std::logic_error("unhandled head");
+}
+
+std::vector<LinearSlot> DistilBert::linear_slots() {
+  std::vector<LinearSlot> slots;
+  for (int64_t i = 0; i < static_cast<int64_t>(layers.size()); ++i) {
+    auto block = layers[i];
+    const std::string prefix = fmt::format("distilbert.transformer.layer.{}.", i);
+    auto add = [&](torch::nn::Module* owner, std::shared_ptr<LinearBase>* member, const std::string& sub, const std::string& name) {
+      slots.push_back({prefix + sub + name, i, name, [member] { return *member; },
+                       [owner, member, name](std::shared_ptr<LinearBase> m) {
+                         owner->replace_module(name, m);
+                         *member = std::move(m);
+                       }});
+    };
+    auto* att = block->attention.get();
+    add(att, &att->q_lin, "attention.", "q_lin");
+    add(att, &att->k_lin, "attention.", "k_lin");
+    add(att, &att->v_lin, "attention.", "v_lin");
+    add(att, &att->out_lin, "attention.", "out_lin");
+    auto* ffn = block->ffn.get();
+    add(ffn, &ffn->lin1, "ffn.", "lin1");
+    add(ffn, &ffn->lin2, "ffn.", "lin2");
+  }
+  return slots;
+}
+
+void DistilBert::init_weights(uint64_t seed) {
+  torch::NoGradGuard g;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const double std = config_.initializer_range;
+  auto normal = [&](torch::Tensor& t) { t.normal_(0.0, std, gen); };
+  normal(embeddings->word_embeddings->weight);
+  embeddings->word_embeddings->weight[config_.pad_token_id].zero_();
+  if (config_.sinusoidal_pos_embds) {
+    embeddings->position_embeddings->weight.copy_(sinusoidal_positions(config_.max_position_embeddings, config_.dim));
+    embeddings->position_embeddings->weight.set_requires_grad(false);
+  } else {
+    normal(embeddings->position_embeddings->weight);
+  }
+  auto reset_ln = [](torch::nn::LayerNorm& ln) {
+    ln->weight.fill_(1.0);
+    ln->bias.zero_();
+  };
+  reset_ln(embeddings->layer_norm);
+  for (auto& block : layers) {
+    for (auto* lin : {&block->attention->q_lin, &block->attention->k_lin, &block->attention->v_lin,
+                      &block->attention->out_lin, &block->ffn->lin1, &block->ffn->lin2}) {
+      auto dense = std::dynamic_pointer_cast<DenseLinear>(*lin);
+      PEFT_CHECK(dense, "init_weights before adapters are injected");
+      dense->weight_param().normal_(0.0, std, gen);
+      dense->bias_param().zero_();
+    }
+    reset_ln(block->sa_layer_norm);
+    reset_ln(block->output_layer_norm);
+  }
+  for (Head h : heads_)
+    if (h != Head::None) init_head(h, false, seed + 1);
+}
+
+void DistilBert::init_head(Head h, bool torch_default, uint64_t seed) {
+  torch::NoGradGuard g;
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto init = [&](DenseLinear& lin) {
+    if (torch_default) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(lin.in_features()));
+      // kaiming_uniform(a=√5) on [out,in] is U(±1/√in), as is nn.Linear's bias.
+      lin.weight_param().uniform_(-bound, bound, gen);
+      lin.bias_param().uniform_(-bound, bound, gen);
+    } else {
+      lin.weight_param().normal_(0.0, config_.initializer_range, gen);
+      lin.bias_param().zero_();
+    }
+  };
+  if (h == Head::Classifier) {
+    PEFT_CHECK(pre_classifier, "no classifier head");
+    init(*pre_classifier);
+    init(*classifier);
+  } else if (h == Head::MLM) {
+    PEFT_CHECK(vocab_transform, "no MLM head");
+    init(*vocab_transform);
+    vocab_layer_norm->weight.fill_(1.0);
+    vocab_layer_norm->bias.zero_();
+    vocab_projector_bias.zero_();
+  }
+}
+
+std::vector<std::string> DistilBert::head_parameter_names(Head h) const {
+  switch (h) {
+    case Head::Classifier:
+      return {"pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"};
+    case Head::MLM:
+      return {"vocab_transform.weight", "vocab_transform.bias", "vocab_layer_norm.weight", "vocab_layer_norm.bias",
+              "vocab_projector.bias"};
+    case Head::None: return {};
+  }
+  return {};
+}
+
+}  // namespace peft::model
