@@ -1,0 +1,1 @@
+// Translation unit for a layer with no sources of its own yet.
