@@ -1,0 +1,54 @@
+#include "train/device.h"
+
+#include <torch/cuda.h>
+
+#include "core/error.h"
+#include "core/memory.h"
+
+#ifdef PEFT_TORCH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace peft::train {
+
+torch::Device resolve_device(const std::string& setting, int local_rank) {
+  const bool gpu = torch::cuda::is_available();
+  if (setting == "cpu") return torch::kCPU;
+  if (setting == "cuda" || setting == "auto") {
+    if (gpu) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
+    if (setting == "cuda")
+      throw_input("train.device = \"cuda\" but LibTorch sees no GPU (this LibTorch build: {})",
+#ifdef PEFT_TORCH_HAS_CUDA
+                  "CUDA"
+#else
+                  "CPU only — peft-sweep was not compiled against a CUDA LibTorch"
+#endif
+      );
+    return torch::kCPU;
+  }
+  throw_input("train.device must be auto, cpu or cuda (found \"{}\")", setting);
+}
+
+void reset_peak_memory(const torch::Device& device) {
+  if (device.is_cuda()) {
+#ifdef PEFT_TORCH_HAS_CUDA
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+    return;
+  }
+  reset_peak_rss();
+}
+
+int64_t peak_memory_bytes(const torch::Device& device) {
+  if (device.is_cuda()) {
+#ifdef PEFT_TORCH_HAS_CUDA
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak;
+#else
+    return -1;
+#endif
+  }
+  return peak_rss_bytes();
+}
+
+}  // namespace peft::train

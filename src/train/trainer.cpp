@@ -1,0 +1,262 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+
+namespace peft::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool no_decay(const std::string& name) {
+  // transformers' convention: no weight decay for biases and LayerNorm weights.
+  return name.size() >= 4 && (name.rfind("bias") == name.size() - 4 || name.find("LayerNorm") != std::string::npos ||
+                              name.find("layer_norm") != std::string::npos);
+}
+
+}  // namespace
+
+Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup> groups, TrainSettings settings,
+                 MethodHooks hooks, GradSync& sync, torch::Device device, uint64_t seed)
+    : model_(model), kind_(kind), groups_(std::move(groups)), settings_(std::move(settings)), hooks_(std::move(hooks)),
+      sync_(sync), device_(device), seed_(seed) {
+  bf16_ = settings_.precision == "bf16" || (settings_.precision == "auto" && device_.is_cuda());
+  if (bf16_ && !device_.is_cuda()) throw_input("train.precision = \"bf16\" needs a GPU; use \"fp32\" on CPU");
+
+  // One flat fp32 buffer holds every trainable gradient; each .grad is a view into it, so the
+  // data-parallel all-reduce is a single collective on contiguous memory and no copy is made.
+  int64_t total = 0;
+  for (auto& g : groups_)
+    for (auto& p : g.params) {
+      PEFT_CHECK(p.requires_grad(), "parameter in group {} does not require grad", g.name);
+      total += p.numel();
+    }
+  flat_grad_ = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  int64_t offset = 0;
+  std::vector<torch::optim::OptimizerParamGroup> opt_groups;
+  for (auto& g : groups_) {
+    for (auto& p : g.params) {
+      PEFT_CHECK(p.scalar_type() == torch::kFloat32, "trainable parameters must be fp32 (master weights)");
+      p.mutable_grad() = flat_grad_.narrow(0, offset, p.numel()).view_as(p);
+      offset += p.numel();
+      trainable_.push_back(p);
+    }
+    auto opts = std::make_unique<torch::optim::AdamWOptions>(g.lr);
+    opts->weight_decay(g.weight_decay).betas({0.9, 0.999}).eps(1e-8);
+    opt_groups.emplace_back(g.params, std::move(opts));
+  }
+  optimizer_ = std::make_unique<torch::optim::AdamW>(opt_groups, torch::optim::AdamWOptions(groups_.empty() ? 1e-3 : groups_[0].lr));
+}
+
+Trainer::~Trainer() = default;
+
+std::vector<ParamGroup> Trainer::decay_groups(const std::string& name,
+                                              const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                                              double lr, double weight_decay) {
+  ParamGroup decay{name + ".decay", {}, lr, weight_decay}, plain{name + ".no_decay", {}, lr, 0.0};
+  for (const auto& [n, p] : params) (no_decay(n) ? plain : decay).params.push_back(p);
+  std::vector<ParamGroup> out;
+  if (!decay.params.empty()) out.push_back(std::move(decay));
+  if (!plain.params.empty()) out.push_back(std::move(plain));
+  return out;
+}
+
+int64_t Trainer::total_steps(BatchSource& data) const {
+  if (settings_.max_steps > 0) return settings_.max_steps;
+  return settings_.epochs * data.batches_per_epoch(settings_.batch_size);
+}
+
+torch::Tensor Trainer::loss_of(const Batch& b, double normaliser) {
+  auto hidden = model_.hidden_states(b.ids, b.mask);
+  torch::Tensor logits = kind_ == TaskKind::Classification ? model_.classifier_head(hidden) : model_.mlm_head(hidden);
+  logits = logits.to(torch::kFloat32);
+  auto loss = torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+  return loss / normaliser;
+}
+
+FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::function<bool()>& stop,
+                      const std::function<void(const Progress&)>& progress) {
+  FitStats stats;
+  const int64_t per_epoch = data.batches_per_epoch(settings_.batch_size);
+  if (per_epoch <= 0)
+    throw_input("the training split ({} examples) is smaller than one batch of {}", data.train_examples(), settings_.batch_size);
+  const int64_t total = total_steps(data);
+  const int64_t warmup = static_cast<int64_t>(std::ceil(settings_.warmup_ratio * static_cast<double>(total)));
+  const int dp = sync_.size(), rank = sync_.rank();
+  const int64_t log_every = std::max<int64_t>(1, total / 200);
+  std::vector<double> base_lr;
+  for (auto& g : groups_) base_lr.push_back(g.lr);
+
+  torch::manual_seed(seed_ * 1000003ULL + static_cast<uint64_t>(rank));  // dropout / adapter dropout
+  model_.train();
+  const auto t0 = Clock::now();
+  double train_time = 0;
+  int64_t step = 0;
+  double loss_acc = 0;
+  int64_t loss_n = 0;
+  const int64_t eval_every = settings_.eval_every;
+  for (int64_t epoch = 0; step < total; ++epoch) {
+    for (int64_t index = 0; index < per_epoch && step < total; ++index) {
+      if (stop && stop()) {
+        stats.interrupted = true;
+        break;
+      }
+      const auto ts = Clock::now();
+      Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
+      b.ids = b.ids.to(device_, /*non_blocking=*/true);
+      b.mask = b.mask.to(device_, true);
+      b.labels = b.labels.to(device_, true);
+      // Normalise by the global count so that the summed gradients are the global-batch mean.
+      double local_count = kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
+                                                             : (b.labels != -100).sum().item<double>();
+      const double global_count = std::max(1.0, dp > 1 ? sync_.allreduce_sum(local_count) : local_count);
+
+      flat_grad_.zero_();
+      torch::Tensor loss;
+      {
+        if (bf16_) {
+          at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+          at::autocast::set_enabled(true);
+        }
+        loss = loss_of(b, global_count);
+        if (bf16_) {
+          at::autocast::set_enabled(false);
+          at::autocast::clear_cache();
+        }
+      }
+      torch::Tensor objective = loss;
+      if (hooks_.penalty) {
+        auto pen = hooks_.penalty();
+        // Every rank adds the penalty; its gradient is summed over dp ranks, so scale by 1/dp.
+        if (pen.defined()) objective = objective + pen / static_cast<double>(dp);
+      }
+      objective.backward();
+      if (dp > 1) sync_.allreduce_sum(flat_grad_);
+      // The loss value: this rank's share of the global mean; summed for logging.
+      double loss_value = loss.item<double>() * (dp > 1 ? 1.0 : 1.0);
+      if (dp > 1) loss_value = sync_.allreduce_sum(loss_value);
+      if (!std::isfinite(loss_value)) {
+        stats.diverged = true;
+        stats.diverged_step = step;
+        result.status = "diverged";
+        result.diverged_step = step;
+        result.error = fmt::format("non-finite training loss ({}) at step {}", loss_value, step);
+        break;
+      }
+      if (settings_.max_grad_norm > 0) {
+        // Clip on the flat buffer: one norm, one scale (same result as clip_grad_norm_).
+        const double norm = flat_grad_.norm().item<double>();
+        if (norm > settings_.max_grad_norm) flat_grad_.mul_(settings_.max_grad_norm / (norm + 1e-6));
+      }
+      const double factor = linear_warmup_decay(step, warmup, total);
+      auto& pgroups = optimizer_->param_groups();
+      for (std::size_t g = 0; g < pgroups.size(); ++g)
+        static_cast<torch::optim::AdamWOptions&>(pgroups[g].options()).lr(base_lr[g] * factor);
+      optimizer_->step();
+      if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total);
+      ++step;
+      train_time += seconds_since(ts);
+      stats.samples += static_cast<int64_t>(global_count);
+      stats.tokens += b.mask.sum().item<int64_t>() * dp;  // approximate global tokens (equal shards)
+      loss_acc += loss_value;
+      ++loss_n;
+      if (step % log_every == 0 || step == total) {
+        result.train_step.push_back(step);
+        result.train_loss.push_back(loss_acc / static_cast<double>(loss_n));
+        result.train_lr.push_back(base_lr.empty() ? 0.0 : base_lr[0] * factor);
+        loss_acc = 0;
+        loss_n = 0;
+        if (progress) {
+          const double sps = static_cast<double>(stats.samples) / std::max(1e-9, train_time);
+          const double eta = train_time / static_cast<double>(step) * static_cast<double>(total - step);
+          progress({step, total, result.train_loss.back(), sps, eta});
+        }
+      }
+      if (eval_every > 0 && step % eval_every == 0 && step < total)
+        record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+    }
+    if (stats.diverged || stats.interrupted) break;
+    if (eval_every <= 0 || step == total) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+  }
+  if (!stats.diverged && (eval_every > 0 && (result.eval_step.empty() || result.eval_step.back() != step)) && !stats.interrupted)
+    record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+  stats.steps = step;
+  stats.train_seconds = train_time;
+  (void)t0;
+  return stats;
+}
+
+void Trainer::record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch) {
+  auto ev = evaluate(data);
+  result.eval_step.push_back(step);
+  result.eval_epoch.push_back(epoch);
+  result.eval_accuracy.push_back(ev.accuracy);
+  result.eval_f1.push_back(ev.f1);
+  result.eval_perplexity.push_back(ev.perplexity);
+  result.eval_loss.push_back(ev.loss);
+  model_.train();
+}
+
+EvalResult Trainer::evaluate(BatchSource& data) {
+  torch::NoGradGuard no_grad;
+  model_.eval();
+  EvalResult r;
+  std::vector<int64_t> pred, labels;
+  std::vector<uint8_t> contrast;
+  double loss_sum = 0, count = 0;
+  for (const auto& cpu : data.eval_batches(settings_.inference_batch)) {
+    auto ids = cpu.ids.to(device_), mask = cpu.mask.to(device_), lab = cpu.labels.to(device_);
+    auto hidden = model_.hidden_states(ids, mask);
+    if (kind_ == TaskKind::Classification) {
+      auto logits = model_.classifier_head(hidden).to(torch::kFloat32);
+      loss_sum += torch::nn::functional::cross_entropy(logits, lab, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+      count += static_cast<double>(lab.size(0));
+      auto p = logits.argmax(-1).to(torch::kCPU);
+      auto l = lab.to(torch::kCPU);
+      pred.insert(pred.end(), p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
+      labels.insert(labels.end(), l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+      if (cpu.contrast.defined()) {
+        auto c = cpu.contrast.to(torch::kUInt8).contiguous();
+        contrast.insert(contrast.end(), c.data_ptr<uint8_t>(), c.data_ptr<uint8_t>() + c.numel());
+      }
+    } else {
+      auto logits = model_.mlm_head(hidden).to(torch::kFloat32);
+      loss_sum += torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), lab.reshape({-1}),
+                                                       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum))
+                      .item<double>();
+      count += (lab != -100).sum().item<double>();
+    }
+  }
+  r.loss = count > 0 ? loss_sum / count : std::nan("");
+  if (kind_ == TaskKind::Classification) {
+    r.examples = static_cast<int64_t>(pred.size());
+    r.accuracy = accuracy(pred, labels);
+    r.f1 = f1_score(pred, labels, model_.config().num_labels());
+    if (contrast.size() == pred.size()) {
+      std::vector<int64_t> cp, cl;
+      for (std::size_t i = 0; i < pred.size(); ++i)
+        if (contrast[i]) cp.push_back(pred[i]), cl.push_back(labels[i]);
+      if (!cp.empty()) r.contrast_accuracy = accuracy(cp, cl);
+    }
+  } else {
+    r.examples = static_cast<int64_t>(count);
+    r.perplexity = std::exp(r.loss);
+  }
+  return r;
+}
+
+}  // namespace peft::train

@@ -1,0 +1,112 @@
+#pragma once
+// The training loop of one trial: AdamW with decoupled weight decay (none on biases and
+// LayerNorm), linear warm-up then decay, gradient clipping, epochs or max steps, evaluation
+// every epoch or every N steps, one gradient all-reduce per step over a flat buffer that the
+// trainable parameters' .grad tensors are views of (no copies, no per-parameter collectives).
+// Method-specific behaviour enters through MethodHooks; data-parallel sync through GradSync.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <limits>
+
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include "core/trial.h"
+#include "model/distilbert.h"
+#include "train/grad_sync.h"
+
+namespace peft::train {
+
+enum class TaskKind { Classification, MLM };
+
+/// One rank's share of a batch: ids/mask [b, S]; labels [b] (classification) or [b, S] with
+/// -100 at unmasked positions (MLM).
+struct Batch {
+  torch::Tensor ids, mask, labels;
+  torch::Tensor contrast;  // optional bool [b]: synthetic contrast-clause examples
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual TaskKind kind() const = 0;
+  virtual int64_t train_examples() const = 0;
+  /// Global batches per epoch for global batch size `batch_size` (last partial batch dropped
+  /// when smaller than the data-parallel group).
+  virtual int64_t batches_per_epoch(int64_t batch_size) const = 0;
+  /// Rank `rank`'s contiguous shard of global batch `index` of `epoch` (shuffled from `seed`).
+  virtual Batch train_batch(int64_t epoch, int64_t index, int64_t batch_size, int rank, int dp, uint64_t seed) = 0;
+  /// Evaluation batches of the whole evaluation split, identical on every call (MLM masks
+  /// from a fixed seed so perplexity is comparable between trials).
+  virtual const std::vector<Batch>& eval_batches(int64_t batch_size) = 0;
+};
+
+/// Method hooks: the trainer calls them, it never asks which method is running.
+struct MethodHooks {
+  std::function<torch::Tensor()> penalty;                       // extra loss term (e.g. L1), or empty
+  std::function<void(int64_t step, int64_t total_steps)> after_optimizer_step;  // masks, pruning, prox
+};
+
+struct ParamGroup {
+  std::string name;
+  std::vector<torch::Tensor> params;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+};
+
+struct EvalResult {
+  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN(), f1 = std::numeric_limits<double>::quiet_NaN(),
+         perplexity = std::numeric_limits<double>::quiet_NaN(), contrast_accuracy = std::numeric_limits<double>::quiet_NaN();
+  int64_t examples = 0;
+};
+
+struct Progress {
+  int64_t step, total_steps;
+  double loss, samples_per_second, eta_seconds;
+};
+
+struct FitStats {
+  double train_seconds = 0;
+  int64_t steps = 0, samples = 0, tokens = 0;
+  bool diverged = false, interrupted = false;
+  int64_t diverged_step = -1;
+};
+
+class Trainer {
+ public:
+  Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup> groups, TrainSettings settings,
+          MethodHooks hooks, GradSync& sync, torch::Device device, uint64_t seed);
+  ~Trainer();
+
+  /// Trains, filling `result`'s curves; stops early when `stop()` returns true (signal).
+  FitStats fit(BatchSource& data, TrialResult& result, const std::function<bool()>& stop = {},
+               const std::function<void(const Progress&)>& progress = {});
+  EvalResult evaluate(BatchSource& data);
+  /// Splits `params` into decay / no-decay groups (biases, LayerNorm weights: no decay).
+  static std::vector<ParamGroup> decay_groups(const std::string& name,
+                                              const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                                              double lr, double weight_decay);
+  int64_t total_steps(BatchSource& data) const;
+
+ private:
+  torch::Tensor loss_of(const Batch& b, double normaliser);
+  void record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch);
+
+  model::DistilBert& model_;
+  TaskKind kind_;
+  std::vector<ParamGroup> groups_;
+  TrainSettings settings_;
+  MethodHooks hooks_;
+  GradSync& sync_;
+  torch::Device device_;
+  uint64_t seed_;
+  bool bf16_ = false;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  torch::Tensor flat_grad_;                  // all trainable gradients, one buffer
+  std::vector<torch::Tensor> trainable_;
+};
+
+}  // namespace peft::train
