@@ -5,7 +5,8 @@
 // block, nearest code of the 16-value NF4 code book, two codes per byte (first element in the
 // high nibble); the absmax vector is double-quantized: mean subtracted, 8-bit blockwise
 // (block 256) on bitsandbytes' signed dynamic map, fp32 absmax per 256-block.
-// CPU reference here; CUDA dequantization in kernels/ (dispatched by device).
+// CPU reference here; CUDA dequantization in kernels/ (dispatched by device). Code books and the
+// nearest-code rule: nf4_tables.h.
 #include <array>
 #include <cstdint>
 #include <map>
@@ -35,7 +36,9 @@ struct NF4Weight {
   std::vector<int64_t> shape;      // original weight shape
   torch::ScalarType dtype = torch::kFloat32;  // original / compute dtype
   int blocksize = kNF4BlockSize;
+  int nested_blocksize = kNestedBlockSize;    // block of the 8-bit absmax quantization
   int64_t numel() const;
+  int64_t n_blocks() const { return (numel() + blocksize - 1) / blocksize; }
   /// Bytes held by the quantized representation (packed codes + scales + maps).
   int64_t storage_bytes() const;
   NF4Weight to(const torch::Device& device) const;
@@ -53,5 +56,21 @@ torch::Tensor nf4_linear(const torch::Tensor& x, const NF4Weight& w, const torch
 std::map<std::string, torch::Tensor> to_bnb_state_dict(const NF4Weight& w, const std::string& prefix);
 /// Inverse of to_bnb_state_dict; throws peft::InputError naming the missing/bad entry.
 NF4Weight from_bnb_state_dict(const std::map<std::string, torch::Tensor>& sd, const std::string& prefix);
+
+/// The steps of quantize_nf4 / dequantize_nf4 on their own, for tests and tools.
+namespace detail {
+/// bitsandbytes dQuantize<0>: nearest entry of a sorted 256-entry code (binary search, then the
+/// midpoint rule of csrc/kernels.cu, ties to the entry nearer the middle of the search).
+std::uint8_t dynamic8_nearest_code(const float* code256, float x);
+/// offset = absmax.mean() as torch's CUDA MeanOps computes it: sum * fp32(1/N); the sum is a
+/// sequential fp64 sum rounded once (CUDA's parallel fp32 sum may differ in the last bit).
+float absmax_mean(const float* absmax, int64_t n);
+/// The fp32 block absmax that dequantization uses: nested_quant_map[absmax_q] *
+/// nested_absmax[block / nested_blocksize] + offset, rounded after each step (as bitsandbytes'
+/// dequantize_blockwise followed by `absmax += offset`). CPU tensor [n_blocks].
+torch::Tensor dequantize_absmax(const NF4Weight& w);
+/// Python's repr() of a double, as json.dumps writes it (e.g. "0.1", "1.0", "1e-05").
+std::string python_float_repr(double v);
+}  // namespace detail
 
 }  // namespace peft::quant
