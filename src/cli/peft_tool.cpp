@@ -18,6 +18,8 @@ const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> c = {
       {"tokenize", {peft::cli::tool_tokenize, "UTF-8 lines on stdin → one JSON array of token ids per line"}},
       {"forward", {peft::cli::tool_forward, "run DistilBERT on JSON ids/mask, print {\"logits\": …}"}},
+      {"predict", {peft::cli::tool_predict, "classify texts with a model (+ PEFT adapter): label and probabilities per line"}},
+      {"quantize", {peft::cli::tool_quantize, "write an NF4 (bitsandbytes names) copy of a checkpoint"}},
       {"inspect", {peft::cli::tool_inspect, "list name, dtype and shape of every tensor of a .safetensors file"}},
   };
   return c;

@@ -8,5 +8,7 @@ namespace peft::cli {
 int tool_tokenize(const std::vector<std::string>& args);
 int tool_forward(const std::vector<std::string>& args);
 int tool_inspect(const std::vector<std::string>& args);
+int tool_predict(const std::vector<std::string>& args);
+int tool_quantize(const std::vector<std::string>& args);
 
 }  // namespace peft::cli

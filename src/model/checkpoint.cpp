@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "model/nf4_linear.h"
 #include "model/tensor_io.h"
 
 namespace peft::model {
@@ -61,8 +62,14 @@ LoadReport load_weights(DistilBert& model, const std::string& file, const LoadOp
     target.copy_(t.to(target.scalar_type()));
     used.insert(it->first);
   };
+  // Layers already quantized from a bitsandbytes 4-bit checkpoint keep their NF4 buffers.
+  auto is_nf4_buffer = [](const std::string& name) { return name.find(".weight_nf4") != std::string::npos || name.find(".weight_absmax_q") != std::string::npos || name.find(".weight_nested_") != std::string::npos || name.find(".weight_quant_map") != std::string::npos; };
   for (auto& p : params) load_one(p.key(), p.value());
-  for (auto& b : buffers) load_one(b.key(), b.value());
+  for (auto& b : buffers)
+    if (!is_nf4_buffer(b.key())) load_one(b.key(), b.value());
+  for (const auto& [name, info] : by_name)
+    if (name.find(".weight.") != std::string::npos || (name.size() > 7 && name.substr(name.size() - 7) == ".weight" && info->dtype == st::DType::U8))
+      used.insert(name);  // bitsandbytes NF4 entries, consumed by quantized_slots_from_file
   // The MLM projector weight is tied to the word embeddings; a file may carry a copy.
   used.insert("vocab_projector.weight");
   for (const auto& [name, info] : by_name)
@@ -80,6 +87,21 @@ std::shared_ptr<DistilBert> load_pretrained(const std::string& dir, const LoadOp
   if (!fs::exists(weights))
     throw_input("{}: no model.safetensors (convert pytorch_model.bin with transformers' save_pretrained(safe_serialization=True))", dir);
   auto model = std::make_shared<DistilBert>(config, opts.heads);
+  // A 4-bit checkpoint written by `peft-tool quantize` (bitsandbytes names): those linears
+  // become NF4Linear layers before the remaining tensors load.
+  {
+    st::SafetensorsReader reader(weights);
+    for (auto& slot : model->linear_slots()) {
+      const std::string key = slot.path + ".weight.quant_state.bitsandbytes__nf4";
+      if (!reader.contains(key)) continue;
+      std::map<std::string, torch::Tensor> sd;
+      for (const auto& info : reader.tensors())
+        if (info.name.rfind(slot.path + ".weight", 0) == 0) sd.emplace(info.name, read_tensor(reader, info));
+      torch::Tensor bias;
+      if (const auto* b = reader.find(slot.path + ".bias")) bias = read_tensor(reader, *b).to(torch::kFloat32);
+      slot.set(std::make_shared<NF4Linear>(quant::from_bnb_state_dict(sd, slot.path), bias));
+    }
+  }
   LoadReport report = load_weights(*model, weights, opts);
   if (!report.newly_initialised.empty())
     spdlog::warn("{}: not in the checkpoint, newly initialised: {}", weights, fmt::join(report.newly_initialised, ", "));
