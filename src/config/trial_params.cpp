@@ -30,14 +30,14 @@ std::string canonical_double(double v) {
   std::string out = negative ? "-" : "";
   if (exponent < -4 || exponent >= 16) {
     out += digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    if (digits.size() > 1) out.append(".").append(digits, 1);
     out += fmt::format("e{}{:02d}", exponent < 0 ? '-' : '+', std::abs(exponent));
   } else if (exponent < 0) {
-    out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+    out.append("0.").append(static_cast<std::size_t>(-exponent - 1), '0').append(digits);
   } else {
     const std::size_t point = static_cast<std::size_t>(exponent) + 1;
-    if (digits.size() <= point) out += digits + std::string(point - digits.size(), '0') + ".0";
-    else out += digits.substr(0, point) + "." + digits.substr(point);
+    if (digits.size() <= point) out.append(digits).append(point - digits.size(), '0').append(".0");
+    else out.append(digits, 0, point).append(".").append(digits, point);
   }
   return out;
 }
@@ -124,6 +124,14 @@ std::map<std::string, std::string> trial_params(const TrialSpec& t) {
   p["train.precision"] = tr.precision;
   p["seed"] = text(t.seed);
   return p;
+}
+
+std::string trial_label(const TrialSpec& t) {
+  std::string label = t.method.method;
+  if (method_has_rank(t.method.method)) label += fmt::format(" r={}", t.method.rank);
+  if (t.method.method == "sparse_lora") label += " s=" + canonical_double(t.method.sparsity);
+  label += fmt::format(" {} seed={} lr={}", t.dataset.name, t.seed, canonical_double(t.train.lr));
+  return label;
 }
 
 uint64_t fnv1a64(std::string_view bytes) {

@@ -20,6 +20,10 @@ std::string canonical_double(double v);
 /// sparse_lora), so such trials collapse to one.
 std::map<std::string, std::string> trial_params(const TrialSpec& t);
 
+/// A short human label: "sparse_lora r=8 s=0.5 sst2 seed=1 lr=0.0003" (no rank for full/head,
+/// sparsity only for sparse_lora), for dry runs and progress lines.
+std::string trial_label(const TrialSpec& t);
+
 /// 64-bit FNV-1a.
 uint64_t fnv1a64(std::string_view bytes);
 

@@ -98,6 +98,7 @@ TEST(GridExpansion, ParamsNameWhatMatters) {
   EXPECT_EQ(p.at("train.lr"), "0.0003");
   EXPECT_EQ(p.at("model.preset"), "tiny");
   // Where the data lives, the device and timing settings do not make another trial.
+  EXPECT_EQ(trial_label(trials.front()), "sparse_lora r=8 s=0.5 synthetic_sentiment seed=1 lr=0.0003");
   for (const char* key : {"dataset.path", "train.device", "train.inference_batch", "train.adapter_dir"})
     EXPECT_FALSE(p.contains(key)) << key;
 }
