@@ -1,7 +1,5 @@
 // Grid expansion: the product of the axes, minus the combinations a method cannot tell
 // apart (sparsity for anything but sparse_lora, rank for full/head, alpha for HiRA).
-#include <filesystem>
-
 #include "config/known_names.h"
 #include "config/sweep_spec.h"
 #include "config/trial_params.h"
@@ -54,8 +52,6 @@ std::vector<TrialSpec> expand(const SweepSpec& spec) {
                              "trial id collision on {} between different parameters", t.id);
                   continue;
                 }
-                if (t.train.save_adapter)
-                  t.train.adapter_dir = (std::filesystem::path(t.train.adapter_dir) / t.id).string();
                 by_id.emplace(t.id, trials.size());
                 trials.push_back(std::move(t));
               }

@@ -19,7 +19,10 @@ void dataset_size(const DatasetSettings& d, double& examples, double& tokens) {
   } else if (d.name == "wikitext2") {
     tokens = static_cast<double>(d.block_size);
     examples = 2.4e6 / tokens;              // ~2.4M word pieces in wiki.train.tokens
-  } else {                                  // synthetic: sentences of at most ~18 tokens
+  } else if (d.name == "synthetic_mlm") {   // synthetic_train counts blocks
+    examples = static_cast<double>(d.synthetic_train);
+    tokens = static_cast<double>(d.block_size);
+  } else {                                  // synthetic sentences: at most ~18 tokens
     examples = static_cast<double>(d.synthetic_train);
     tokens = std::min(max_length, 18.0);
   }

@@ -17,8 +17,7 @@ std::vector<std::string> dataset_keys(std::string_view name) {
   } else {
     keys.insert(keys.end(), {"path", "max_train", "max_eval"});
   }
-  if (dataset_is_mlm(name)) keys.push_back("block_size");
-  if (!dataset_is_mlm(name) || name == "synthetic_mlm") keys.push_back("max_length");
+  keys.push_back(dataset_is_mlm(name) ? "block_size" : "max_length");
   return keys;
 }
 

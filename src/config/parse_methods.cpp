@@ -53,7 +53,8 @@ std::string misplaced_key_hint(std::string_view table, std::string_view method, 
   return {};
 }
 
-/// targets: known DistilBERT linear names, "all-linear" alone, or regular expressions.
+/// targets: DistilBERT linear layer names (q_lin …), dotted module paths ending in one
+/// (matched as a suffix, as PEFT matches a list), or "all-linear" alone.
 void read_targets(TableReader& r, MethodSettings& m) {
   const toml::node* n = r.node("targets");
   if (!n) return;
@@ -70,31 +71,25 @@ void read_targets(TableReader& r, MethodSettings& m) {
   }
   std::vector<std::string> targets;
   bool ok = true;
-  static const std::regex identifier("[A-Za-z0-9_-]+");
+  static const std::regex dotted_path("([A-Za-z0-9_]+\\.)*[A-Za-z0-9_]+");
   for (const toml::node* item : items) {
     std::string name;
     if (!r.check_string(*item, key, name, {})) {
       ok = false;
       continue;
     }
-    if (contains(known_target_modules(), name)) {
-      if (name == "all-linear" && items.size() > 1) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    if (name == "all-linear") {
+      if (items.size() > 1) {
         r.errors().at(*item, key, "\"all-linear\" already names every linear layer: use it alone");
         ok = false;
       }
-    } else if (std::regex_match(name, identifier)) {
+    } else if (!std::regex_match(name, dotted_path) || !contains(known_target_modules(), last)) {
       r.errors().at(*item, key,
-                    fmt::format("unknown module \"{}\" (DistilBERT's linear layers are q_lin, k_lin, "
-                                "v_lin, out_lin, lin1, lin2, or \"all-linear\"){}",
-                                name, did_you_mean(name, known_target_modules())));
+                    fmt::format("unknown module \"{}\" (expected q_lin, k_lin, v_lin, out_lin, lin1, lin2, a "
+                                "module path ending in one of them, or \"all-linear\"){}",
+                                name, did_you_mean(last, known_target_modules())));
       ok = false;
-    } else {
-      try {
-        std::regex re(name);
-      } catch (const std::regex_error& e) {
-        r.errors().at(*item, key, fmt::format("\"{}\" is not a valid regular expression: {}", name, e.what()));
-        ok = false;
-      }
     }
     targets.push_back(std::move(name));
   }

@@ -109,7 +109,7 @@ std::map<std::string, std::string> trial_params(const TrialSpec& t) {
     p["dataset.max_eval"] = text(d.max_eval);
   }
   if (dataset_is_mlm(d.name)) p["dataset.block_size"] = text(d.block_size);
-  if (!dataset_is_mlm(d.name) || d.name == "synthetic_mlm") p["dataset.max_length"] = text(d.max_length);
+  else p["dataset.max_length"] = text(d.max_length);
   // Training (not device, inference timing or adapter saving: they do not change the model).
   const TrainSettings& tr = t.train;
   p["train.epochs"] = text(tr.epochs);
