@@ -85,6 +85,8 @@ Task load_task(const TaskSpec& spec) {
       eval = read_imdb(spec.path, "test", spec.max_eval);
     } else {
       SyntheticSentimentOptions o;
+      o.contrast_fraction = spec.synthetic_contrast;
+      o.negation_prob = spec.synthetic_negation;
       o.num_examples = spec.max_train > 0 ? spec.max_train : kSyntheticTrainSentences;
       o.seed = derive_seed(spec.seed, 100);
       train = synthetic_sentiment(o);

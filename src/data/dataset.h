@@ -36,6 +36,10 @@ struct TaskSpec {
   // sentences (sentiment) or 4,000 / 400 blocks (mlm).
   int64_t max_train = 0, max_eval = 0;
   uint64_t seed = 0;            // generates the synthetic tasks (train and eval differ)
+  // Difficulty of synthetic_sentiment (data/synthetic_sentiment.h). The defaults put a
+  // bag-of-words model at ~62% (50% on contrast sentences); lower them for an easier task.
+  double synthetic_contrast = 0.5;  // share of two-clause contrast sentences
+  double synthetic_negation = 0.3;  // probability that a clause is negated
   uint64_t eval_mask_seed = 1234;  // MLM evaluation masks: keep fixed across trials
   std::string wikitext_variant = "auto";  // auto | tokens | raw
 };
