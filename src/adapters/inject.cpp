@@ -122,6 +122,8 @@ void install(model::DistilBert& model, const std::vector<AdapterRef>& adapters) 
     auto it = std::find_if(slots.begin(), slots.end(), [&](const model::LinearSlot& s) { return s.path == ref.path; });
     PEFT_CHECK(it != slots.end(), "no linear slot {}", ref.path);
     PEFT_CHECK(ref.adapter->base() == it->get(), "adapter for {} wraps a different layer than the one in the slot", ref.path);
+    // A module made after model.eval() is still in training mode (dropout on): follow the model.
+    ref.adapter->train(model.is_training());
     it->set(ref.adapter);
   }
 }

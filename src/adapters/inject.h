@@ -58,7 +58,8 @@ struct AdapterRef {
 /// Wraps every selected layer with factory(layer). A slot that already holds an adapter is an
 /// error (std::logic_error). Returns the new adapters in model order.
 std::vector<AdapterRef> inject(model::DistilBert& model, const TargetSpec& spec, const AdapterFactory& factory);
-/// Puts prepared adapters into their slots (by path); used by the PEFT loader after all checks.
+/// Puts prepared adapters into their slots (by path), in the model's train/eval mode; used by
+/// inject() and by the PEFT loader after all checks.
 void install(model::DistilBert& model, const std::vector<AdapterRef>& adapters);
 /// Replaces every adapter by its base layer (unmerging first if merged).
 void remove_adapters(model::DistilBert& model);

@@ -116,6 +116,15 @@ TEST(Inject, LayersToTransform) {
   EXPECT_NE(msg.find("layer 3"), std::string::npos) << msg;
 }
 
+TEST(Inject, AdaptersFollowTheModelsTrainingMode) {
+  auto m = tiny();
+  m->eval();
+  auto made = inject(*m, TargetSpec::from_names({"q_lin"}), lora_factory());
+  for (const auto& r : made) EXPECT_FALSE(r.adapter->is_training());
+  m->train();
+  for (const auto& r : made) EXPECT_TRUE(r.adapter->is_training());
+}
+
 TEST(Inject, FreshAdaptersLeaveTheModelUnchangedAndRemoveRestores) {
   auto m = tiny();
   m->eval();
