@@ -1,5 +1,8 @@
 #include <iostream>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "cli/cli_common.h"
 #include "cli/tools.h"
 #include "io/safetensors.h"
