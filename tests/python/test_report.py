@@ -1,0 +1,243 @@
+"""Tests of analysis/report.py on a results file written by a real small sweep.
+
+Run from the repository root with ``/usr/bin/python3 -m pytest -q tests/python``.
+The sweep uses the built binary ``$PEFT_BUILD_DIR/bin/peft-sweep`` (default: the
+repository's ``build/``); the tests are skipped when it is missing.
+"""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPORT = os.path.join(REPO, "analysis", "report.py")
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+SWEEP = """
+[sweep]
+name = "pytest_report"
+output = "{output}"
+seeds = [1]
+
+[model]
+preset = "tiny"
+
+[train]
+max_steps = 10
+batch_size = 8
+lr = 1e-3
+eval_every = 5
+inference_batch = 8
+inference_repeats = 1
+
+[grid]
+method = ["lora", "head"]
+rank = 4
+dataset = ["synthetic_sentiment", "synthetic_mlm"]
+
+[datasets.synthetic_sentiment]
+synthetic_train = 96
+synthetic_eval = 32
+max_length = 32
+
+[datasets.synthetic_mlm]
+synthetic_train = 48
+synthetic_eval = 16
+block_size = 32
+"""
+
+FIGURES = ["quality_vs_params.png", "quality_vs_rank.png", "cost.png",
+           "curves_synthetic_sentiment.png", "curves_synthetic_mlm.png"]
+
+# table header -> (metric attribute, divisor)
+COLUMNS = {
+    "accuracy": ("accuracy", 1.0),
+    "F1": ("f1", 1.0),
+    "perplexity": ("perplexity", 1.0),
+    "trainable params": ("trainable_params", 1.0),
+    "adapter sparsity": ("adapter_sparsity", 1.0),
+    "peak memory (MiB)": ("peak_memory_bytes", 1024.0 * 1024.0),
+    "train time (s)": ("train_seconds", 1.0),
+    "latency unmerged (ms)": ("inference_ms_batch1_unmerged", 1.0),
+    "latency merged (ms)": ("inference_ms_batch1_merged", 1.0),
+}
+METHOD_NAMES = {"LoRA": "lora", "Sparse LoRA": "sparse_lora", "HiRA": "hira",
+                "QLoRA": "qlora", "Full fine-tuning": "full", "Head only": "head"}
+
+
+def binary():
+    build = os.environ.get("PEFT_BUILD_DIR", os.path.join(REPO, "build"))
+    if not os.path.isabs(build):
+        build = os.path.join(REPO, build)
+    return os.path.join(build, "bin", "peft-sweep")
+
+
+def run_report(results, outdir):
+    return subprocess.run([PYTHON, REPORT, str(results), "-o", str(outdir)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory):
+    exe = binary()
+    if not os.access(exe, os.X_OK):
+        pytest.skip(f"peft-sweep binary not found at {exe} (build the project first, "
+                    "or set PEFT_BUILD_DIR)")
+    d = tmp_path_factory.mktemp("sweep")
+    out = d / "results.h5"
+    toml = d / "sweep.toml"
+    toml.write_text(SWEEP.format(output=out))
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    p = subprocess.run([exe, str(toml)], cwd=d, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, f"sweep failed:\n{p.stdout}\n{p.stderr}"
+    assert out.exists()
+    return out
+
+
+@pytest.fixture(scope="session")
+def report(results, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("report")
+    p = run_report(results, outdir)
+    assert p.returncode == 0, p.stderr
+    return outdir
+
+
+def parse_tables(md):
+    """{dataset: [ {header: cell} ]} from the '### label (dataset)' sections."""
+    tables, ds = {}, None
+    for line in md.splitlines():
+        m = re.match(r"^### .*\((\w+)\)\s*$", line)
+        if m:
+            ds = m.group(1)
+            tables[ds] = []
+            header = None
+            continue
+        if line.startswith("## "):
+            ds = None
+        if ds is None or not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not set(line) <= set("|-"):
+            tables[ds].append(dict(zip(header, cells)))
+    return tables
+
+
+def parse_cell(cell):
+    """(mean, std or None, decimals) of 'x', 'x ± y', bold or not."""
+    cell = cell.replace("**", "").replace(",", "")
+    parts = [p.strip() for p in cell.split("±")]
+    dec = len(parts[0].split(".")[1]) if "." in parts[0] else 0
+    return float(parts[0]), (float(parts[1]) if len(parts) > 1 else None), dec
+
+
+def trial_values(results):
+    out = []
+    with h5py.File(results, "r") as f:
+        for tid, g in f["trials"].items():
+            a = g.attrs
+            method = a["method.name"]
+            out.append({
+                "id": tid, "status": a["status"], "method": method,
+                "dataset": a["dataset.name"],
+                "rank": a.get("method.rank", "—") if method != "head" else "—",
+                "metrics": {k: float(v) for k, v in g["metrics"].attrs.items()},
+            })
+    return out
+
+
+def test_figures_exist(report):
+    for name in FIGURES:
+        p = report / name
+        assert p.exists(), f"{name} missing"
+        data = p.read_bytes()
+        assert len(data) > 5000, f"{name} is nearly empty"
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{name} is not a PNG"
+    assert (report / "report.md").stat().st_size > 0
+    html = (report / "report.html").read_text()
+    assert "<table>" in html and "quality_vs_params.png" in html
+
+
+def test_table_values_equal_hdf5(results, report):
+    tables = parse_tables((report / "report.md").read_text())
+    trials = trial_values(results)
+    assert set(tables) == {"synthetic_sentiment", "synthetic_mlm"}
+    checked = 0
+    for ds, rows in tables.items():
+        assert len(rows) == 2, rows  # lora r=4 and head
+        for row in rows:
+            method = METHOD_NAMES[row["method"]]
+            mine = [t for t in trials if t["dataset"] == ds and t["method"] == method
+                    and str(t["rank"]) == row["rank"]]
+            assert len(mine) == int(row["seeds"])
+            for header, (attr, scale) in COLUMNS.items():
+                if header not in row:
+                    continue
+                vals = np.array([t["metrics"].get(attr, np.nan) for t in mine]) / scale
+                vals = vals[np.isfinite(vals)]
+                if row[header] == "—":
+                    assert len(vals) == 0, (ds, method, header)
+                    continue
+                mean, std, dec = parse_cell(row[header])
+                tol = 0.5 * 10.0 ** -dec + 1e-9 * abs(mean)
+                assert math.isclose(mean, vals.mean(), abs_tol=tol), \
+                    (ds, method, header, row[header], vals)
+                if std is not None:
+                    assert math.isclose(std, vals.std(ddof=1), abs_tol=tol)
+                checked += 1
+    assert checked >= 20
+    # the quality column follows the task: accuracy for classification, perplexity for MLM
+    assert "accuracy" in tables["synthetic_sentiment"][0]
+    assert "perplexity" in tables["synthetic_mlm"][0]
+
+
+def test_not_hdf5_is_refused(tmp_path):
+    bad = tmp_path / "notes.h5"
+    bad.write_text("hello\n")
+    p = run_report(bad, tmp_path / "out")
+    assert p.returncode == 2
+    assert f"{bad} is not a peft-sweep results file" in p.stderr
+
+
+def test_foreign_hdf5_is_refused(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(3)
+        f.attrs["creator"] = "someone else"
+    p = run_report(other, tmp_path / "out")
+    assert p.returncode == 2
+    assert f"{other} is not a peft-sweep results file" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_failed_and_missing_trials_are_listed(results, tmp_path):
+    partial = tmp_path / "partial.h5"
+    shutil.copy(results, partial)
+    with h5py.File(partial, "a") as f:
+        ids = sorted(f["trials"])
+        failed, gone = ids[0], ids[1]
+        f["trials"][failed].attrs["status"] = "failed"
+        f["trials"][failed].attrs["error"] = "out of memory (injected by the test)"
+        gone_method = f["trials"][gone].attrs["method.name"]
+        del f["trials"][gone]
+    p = run_report(partial, tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    section = md.split("## Failed, diverged and missing trials", 1)[1]
+    assert failed in section
+    assert "out of memory (injected by the test)" in section
+    assert "| failed |" in section
+    assert "1 trial(s) of the sweep file are not in the results file" in section
+    assert f"| {gone_method} |" in section
+    # the failed and the missing trial are left out of the tables, the rest is there
+    assert failed not in md.split("## Failed", 1)[0]
+    assert (tmp_path / "out" / "quality_vs_params.png").exists()
