@@ -19,7 +19,8 @@ if [[ -z $ranks ]]; then
 fi
 flags=()
 [[ $(id -u) -eq 0 ]] && flags+=(--allow-run-as-root)
-((ranks > cores)) && flags+=(--oversubscribe)
+# More ranks than cores: oversubscribe, and let idle ranks yield instead of busy-polling MPI.
+((ranks > cores)) && flags+=(--oversubscribe --mca mpi_yield_when_idle 1)
 if ((gpus > 0)); then
   # Each rank sees one GPU, chosen by its node-local rank (the driver binds by local rank too).
   flags+=(-x PEFT_GPUS_PER_NODE=$gpus)
