@@ -2,12 +2,13 @@
 # SIGKILL half-way, then --resume: a complete file whose committed trials are unchanged.
 source "$(dirname "$0")/common.sh"
 write_sweep s.toml "1, 2, 3" 60 1
-mpirun -np 2 --oversubscribe "$BIN/peft-sweep" s.toml > run1.log 2>&1 &
+PEFT_LOG_LEVEL=info mpirun -np 2 --oversubscribe "$BIN/peft-sweep" s.toml > run1.log 2>&1 &
 pid=$!
-# Wait until at least one trial is committed to a part file, then kill everything.
-for i in $(seq 1 600); do
-  n=0
-  for p in out.h5.part-g*.h5; do [[ -e $p ]] && n=$((n + $(complete_count "$p" 2>/dev/null || echo 0))); done
+# Wait until a group leader reports a committed trial (it logs after write_trial returns;
+# the part file itself is locked by its writer), then kill everything.
+n=0
+for i in $(seq 1 1500); do
+  n=$(grep -c "\] trial [0-9a-f]* (.*) .* in [0-9.]*s" run1.log || true)
   ((n >= 1)) && break
   sleep 0.2
 done
