@@ -26,7 +26,6 @@ int tool_quantize(const std::vector<std::string>& args) {
   model::LoadOptions lo;
   lo.heads = {};
   // Keep whatever heads the checkpoint has: load them with the encoder when present.
-  auto cfg = model::DistilBertConfig::from_json_file((fs::path(model_dir) / "config.json").string());
   st::SafetensorsReader probe((fs::path(model_dir) / "model.safetensors").string());
   if (probe.contains("classifier.weight")) lo.heads.push_back(model::Head::Classifier);
   if (probe.contains("vocab_transform.weight")) lo.heads.push_back(model::Head::MLM);
@@ -70,7 +69,6 @@ int tool_quantize(const std::vector<std::string>& args) {
                            q_params, 8.0 * static_cast<double>(q_bytes) / static_cast<double>(q_params));
   std::cout << fmt::format("model bytes: fp32 {} → NF4 {} ({:.2f}x smaller)\n", fp32_bytes, nf4_total_bytes,
                            static_cast<double>(fp32_bytes) / static_cast<double>(nf4_total_bytes));
-  (void)cfg;
   return 0;
 }
 

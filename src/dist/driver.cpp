@@ -102,15 +102,10 @@ void fold_parts(const std::string& output) {
 }
 
 std::string describe(const TrialSpec& t) {
-  auto get = [&](const char* k) {
-    auto it = t.params.find(k);
-    return it == t.params.end() ? std::string("-") : it->second;
-  };
   std::string s = fmt::format("{} {}", t.method.method, t.dataset.name);
   if (t.method.method != "full" && t.method.method != "head") s += fmt::format(" r={}", t.method.rank);
   if (t.method.method == "sparse_lora") s += fmt::format(" s={}", t.method.sparsity);
   s += fmt::format(" seed={} lr={}", t.seed, t.train.lr);
-  (void)get;
   return s;
 }
 
@@ -272,7 +267,6 @@ int run_sweep(const SweepOptions& opt) {
   const bool tty = leader && isatty(STDERR_FILENO);
   std::unique_ptr<ResultStore> part;
   int64_t static_next = group;
-  int finished = 0, failed = 0;
   bool interrupted = false;
   const auto t_start = std::chrono::steady_clock::now();
   for (;;) {
@@ -306,8 +300,6 @@ int run_sweep(const SweepOptions& opt) {
     if (leader) {
       if (!part) part = std::make_unique<ResultStore>(ResultStore::open_or_create(part_path(spec.output, group), true, spec.text, spec.name, world_size, PEFT_VERSION));
       part->write_trial(t, r);  // committed and flushed before the next trial starts
-      ++finished;
-      failed += r.status != "complete";
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
       spdlog::info("[group {}] trial {} ({}) {} in {:.1f}s", group, t.id, describe(t), key_metric(r), r.wall_seconds);
       const int64_t started = spec.schedule == "static" ? idx + 1 : std::min<int64_t>(idx + 1, pending.size());
@@ -338,8 +330,6 @@ int run_sweep(const SweepOptions& opt) {
   MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   MPI_Comm_free(&group_comm);
   MPI_Comm_free(&node_comm);
-  (void)finished;
-  (void)failed;
   if (all) return 130;
   return exit_code;
 }

@@ -14,7 +14,7 @@ class MpiCommunicator : public Communicator {
   }
   void allreduce_sum(torch::Tensor& flat) override {
     if (size_ == 1) return;
-    PEFT_CHECK_FLOAT(flat);
+    check_buffer(flat);
     if (flat.is_cuda()) {
       // Staging buffer allocated once and reused.
       if (!host_.defined() || host_.numel() != flat.numel()) host_ = torch::empty({flat.numel()}, torch::kFloat32).pin_memory();
@@ -36,7 +36,7 @@ class MpiCommunicator : public Communicator {
   std::string backend() const override { return "mpi"; }
 
  private:
-  static void PEFT_CHECK_FLOAT(const torch::Tensor& t) {
+  static void check_buffer(const torch::Tensor& t) {
     if (t.scalar_type() != torch::kFloat32 || !t.is_contiguous())
       throw std::logic_error("MpiCommunicator: the gradient buffer must be contiguous fp32");
     if (t.numel() > std::numeric_limits<int>::max()) throw std::logic_error("MpiCommunicator: buffer over 2^31 elements");

@@ -103,7 +103,6 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
 
   torch::manual_seed(seed_ * 1000003ULL + static_cast<uint64_t>(rank));  // dropout / adapter dropout
   model_.train();
-  const auto t0 = Clock::now();
   double train_time = 0;
   int64_t step = 0;
   double loss_acc = 0;
@@ -147,7 +146,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       objective.backward();
       if (dp > 1) sync_.allreduce_sum(flat_grad_);
       // The loss value: this rank's share of the global mean; summed for logging.
-      double loss_value = loss.item<double>() * (dp > 1 ? 1.0 : 1.0);
+      double loss_value = loss.item<double>();
       if (dp > 1) loss_value = sync_.allreduce_sum(loss_value);
       if (!std::isfinite(loss_value)) {
         stats.diverged = true;
@@ -192,16 +191,14 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
     if (stats.diverged || stats.interrupted) break;
     if (eval_every <= 0 || step == total) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
   }
-  if (!stats.diverged && (eval_every > 0 && (result.eval_step.empty() || result.eval_step.back() != step)) && !stats.interrupted)
-    record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
   stats.steps = step;
   stats.train_seconds = train_time;
-  (void)t0;
   return stats;
 }
 
 void Trainer::record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch) {
   auto ev = evaluate(data);
+  last_eval_ = ev;
   result.eval_step.push_back(step);
   result.eval_epoch.push_back(epoch);
   result.eval_accuracy.push_back(ev.accuracy);

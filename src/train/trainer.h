@@ -90,6 +90,8 @@ class Trainer {
                                               const std::vector<std::pair<std::string, torch::Tensor>>& params,
                                               double lr, double weight_decay);
   int64_t total_steps(BatchSource& data) const;
+  /// The most recent evaluation of fit() (all fields NaN before the first).
+  const EvalResult& last_eval() const { return last_eval_; }
 
  private:
   torch::Tensor loss_of(const Batch& b, double normaliser);
@@ -107,6 +109,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   torch::Tensor flat_grad_;                  // all trainable gradients, one buffer
   std::vector<torch::Tensor> trainable_;
+  EvalResult last_eval_;
 };
 
 }  // namespace peft::train

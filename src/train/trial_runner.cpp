@@ -94,15 +94,6 @@ adapters::MethodConfig method_config(const TrialSpec& spec, int64_t total_steps,
   return c;
 }
 
-/// Deep copy of a model's parameters and buffers into a freshly built one.
-std::shared_ptr<model::DistilBert> clone_model(model::DistilBert& src, const std::vector<model::Head>& heads) {
-  auto m = std::make_shared<model::DistilBert>(src.config(), heads);
-  torch::NoGradGuard g;
-  auto sp = src.named_parameters(true);
-  for (auto& p : m->named_parameters(true)) p.value().copy_(sp[p.key()]);
-  return m;
-}
-
 int64_t model_bytes(model::DistilBert& m) {
   int64_t bytes = 0;
   for (auto& p : m.parameters(true)) bytes += static_cast<int64_t>(p.nbytes());
@@ -261,6 +252,11 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     const TaskKind kind = source.kind();
     const auto heads = heads_for(kind);
 
+    // QLoRA computes in fp32 here; bf16 comes from autocast on GPUs (train.precision).
+    if (spec.method.method == "qlora" && spec.method.compute_dtype != "float32" &&
+        !(spec.method.compute_dtype == "bfloat16" && device.is_cuda()))
+      throw_input("methods.qlora.compute_dtype = \"{}\" is not supported on {} (use \"float32\", or \"bfloat16\" on a GPU)",
+                  spec.method.compute_dtype, device.str());
     // ---- base model
     std::shared_ptr<model::DistilBert> m;
     bool head_fresh = true;
@@ -304,8 +300,6 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
         return std::make_shared<model::NF4Linear>(dense->weight_param(), dense->bias_param());
       };
     auto applied = adapters::apply_method(*m, mc, heads[0], quantize);
-    // QLoRA quantizes every encoder linear, not only the adapted ones (the whole base is 4-bit).
-    if (mc.method == adapters::Method::QLoRA) model::quantize_encoder(*m);
     m->to(device);
 
     // ---- parameter groups: adapters at lr, heads at head_lr; no decay on biases / LayerNorm
@@ -361,7 +355,8 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     mt["perplexity"] = has_eval ? result.eval_perplexity.back() : kNaN;
     mt["eval_loss"] = has_eval ? result.eval_loss.back() : kNaN;
     mt["final_train_loss"] = result.train_loss.empty() ? kNaN : result.train_loss.back();
-    if (kind == TaskKind::Classification && !stats.diverged) mt["contrast_accuracy"] = trainer.evaluate(source).contrast_accuracy;
+    // The last evaluation of fit() already scored the contrast subset: no second pass.
+    if (kind == TaskKind::Classification && !stats.diverged) mt["contrast_accuracy"] = trainer.last_eval().contrast_accuracy;
     auto sp = adapters::sparsity_report(*m);
     if (sp.total > 0) {
       mt["adapter_sparsity"] = sp.sparsity();
