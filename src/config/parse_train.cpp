@@ -8,7 +8,7 @@ namespace peft::config_detail {
 const std::vector<std::string>& train_keys() {
   static const std::vector<std::string> keys = {
       "epochs",        "max_steps",  "batch_size", "lr",        "head_lr",
-      "weight_decay",  "warmup_ratio", "max_grad_norm", "eval_every", "precision",
+      "weight_decay",  "warmup_ratio", "max_grad_norm", "eval_every", "optimizer", "precision",
       "device",        "inference_batch", "inference_repeats", "save_adapter", "adapter_dir"};
   return keys;
 }
@@ -16,7 +16,8 @@ const std::vector<std::string>& train_keys() {
 const std::vector<std::string>& train_override_keys() {
   static const std::vector<std::string> keys = {"epochs",       "max_steps",    "batch_size",
                                                 "lr",           "head_lr",      "weight_decay",
-                                                "warmup_ratio", "max_grad_norm", "eval_every"};
+                                                "warmup_ratio", "max_grad_norm", "eval_every",
+                                                "optimizer"};
   return keys;
 }
 
@@ -41,6 +42,7 @@ void read_train(TableReader& r, TrainSettings& t, const Context& ctx) {
   r.get("warmup_ratio", t.warmup_ratio, DoubleRange::unit_open());
   r.get("max_grad_norm", t.max_grad_norm, DoubleRange::non_negative());
   r.get("eval_every", t.eval_every, IntRange::at_least(0));
+  r.get("optimizer", t.optimizer, {"adamw", "paged_adamw"});
   r.get("precision", t.precision, {"auto", "fp32", "bf16"});
   r.get("device", t.device, {"auto", "cpu", "cuda"});
   if (const toml::node* n = r.node("precision"); n && t.precision == "bf16" && t.device == "cpu")

@@ -122,6 +122,9 @@ std::map<std::string, std::string> trial_params(const TrialSpec& t) {
   p["train.max_grad_norm"] = text(tr.max_grad_norm);
   p["train.eval_every"] = text(tr.eval_every);
   p["train.precision"] = tr.precision;
+  // The paged optimizer computes the same update; it is part of the id (its memory differs)
+  // only when chosen, so the ids of earlier sweeps stay what they were.
+  if (tr.optimizer != "adamw") p["train.optimizer"] = tr.optimizer;
   p["seed"] = text(t.seed);
   return p;
 }

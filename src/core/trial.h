@@ -61,6 +61,7 @@ struct TrainSettings {
   double warmup_ratio = 0.06;
   double max_grad_norm = 1.0;    // 0 = no clipping
   int64_t eval_every = 0;        // steps; 0 = every epoch
+  std::string optimizer = "adamw";  // adamw | paged_adamw (states in host memory, streamed per step)
   std::string precision = "auto";  // auto | fp32 | bf16 (bf16 only on GPU)
   std::string device = "auto";   // auto | cpu | cuda
   int64_t inference_batch = 64;

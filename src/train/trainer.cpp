@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 #include <ATen/autocast_mode.h>
@@ -34,30 +35,53 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
       sync_(sync), device_(device), seed_(seed) {
   bf16_ = settings_.precision == "bf16" || (settings_.precision == "auto" && device_.is_cuda());
   if (bf16_ && !device_.is_cuda()) throw_input("train.precision = \"bf16\" needs a GPU; use \"fp32\" on CPU");
+  if (settings_.optimizer != "adamw" && settings_.optimizer != "paged_adamw")
+    throw_input("train.optimizer: expected \"adamw\" or \"paged_adamw\", found \"{}\"", settings_.optimizer);
 
-  // One flat fp32 buffer holds every trainable gradient; each .grad is a view into it, so the
-  // data-parallel all-reduce is a single collective on contiguous memory and no copy is made.
+  // Every trainable parameter becomes a view into one flat buffer (its values copied in, the
+  // parameter object kept, so modules and adapters see the same tensor), its .grad a view into
+  // another. Groups are contiguous ranges of both. A parameter listed twice counts once.
+  std::unordered_set<const void*> seen;
   int64_t total = 0;
-  for (auto& g : groups_)
+  for (auto& g : groups_) {
+    std::vector<torch::Tensor> unique;
     for (auto& p : g.params) {
       PEFT_CHECK(p.requires_grad(), "parameter in group {} does not require grad", g.name);
-      total += p.numel();
-    }
-  flat_grad_ = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  int64_t offset = 0;
-  std::vector<torch::optim::OptimizerParamGroup> opt_groups;
-  for (auto& g : groups_) {
-    for (auto& p : g.params) {
       PEFT_CHECK(p.scalar_type() == torch::kFloat32, "trainable parameters must be fp32 (master weights)");
-      p.mutable_grad() = flat_grad_.narrow(0, offset, p.numel()).view_as(p);
+      PEFT_CHECK(p.device() == device_, "trainable parameter on {}, the trainer runs on {}", p.device().str(), device_.str());
+      if (seen.insert(p.unsafeGetTensorImpl()).second) unique.push_back(p), total += p.numel();
+    }
+    g.params = std::move(unique);
+  }
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+  flat_params_ = torch::empty({total}, f32);
+  flat_grad_ = torch::zeros({total + 2}, f32);
+  grads_ = flat_grad_.narrow(0, 0, total);
+  loss_slot_ = flat_grad_.narrow(0, total, 1);
+  count_slot_ = flat_grad_.narrow(0, total + 1, 1);
+  clip_scale_ = torch::zeros({}, f32);
+  std::vector<AdamWGroup> adam_groups;
+  int64_t offset = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    AdamWGroup ag{offset, 0, g.lr, g.weight_decay};
+    for (auto& p : g.params) {
+      auto values = flat_params_.narrow(0, offset, p.numel()).view(p.sizes());
+      values.copy_(p);
+      p.set_data(values);
+      p.mutable_grad() = grads_.narrow(0, offset, p.numel()).view(p.sizes());
       offset += p.numel();
       trainable_.push_back(p);
     }
-    auto opts = std::make_unique<torch::optim::AdamWOptions>(g.lr);
-    opts->weight_decay(g.weight_decay).betas({0.9, 0.999}).eps(1e-8);
-    opt_groups.emplace_back(g.params, std::move(opts));
+    ag.numel = offset - ag.offset;
+    if (ag.numel > 0) adam_groups.push_back(ag);
   }
-  optimizer_ = std::make_unique<torch::optim::AdamW>(opt_groups, torch::optim::AdamWOptions(groups_.empty() ? 1e-3 : groups_[0].lr));
+  AdamWOptions opts;
+  opts.paged = settings_.optimizer == "paged_adamw";
+  if (opts.paged && !device_.is_cuda())
+    spdlog::info("train.optimizer = \"paged_adamw\" on {}: the states are in host memory already; paging only adds copies",
+                 device_.str());
+  optimizer_ = std::make_unique<FlatAdamW>(flat_params_, flat_grad_, std::move(adam_groups), opts);
 }
 
 Trainer::~Trainer() = default;
@@ -78,14 +102,14 @@ int64_t Trainer::total_steps(BatchSource& data) const {
   return settings_.epochs * data.batches_per_epoch(settings_.batch_size);
 }
 
-torch::Tensor Trainer::loss_of(const Batch& b, double normaliser) {
+torch::Tensor Trainer::loss_sum(const Batch& b) {
   auto hidden = model_.hidden_states(b.ids, b.mask);
   torch::Tensor logits = kind_ == TaskKind::Classification ? model_.classifier_head(hidden) : model_.mlm_head(hidden);
   logits = logits.to(torch::kFloat32);
   auto loss = torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
-  return loss / normaliser;
+  return loss;
 }
 
 FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::function<bool()>& stop,
@@ -108,6 +132,34 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   double loss_acc = 0;
   int64_t loss_n = 0;
   const int64_t eval_every = settings_.eval_every;
+
+  // Losses stay on the device and are read back every `window` steps (and before every log,
+  // evaluation and the end): no host sync per step; a non-finite loss is found at its step.
+  const int64_t window = std::min<int64_t>(log_every, 16);
+  auto losses = torch::zeros({window}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  int64_t pending = 0;
+  auto read_losses = [&]() -> bool {
+    if (pending == 0) return true;
+    auto host = losses.narrow(0, 0, pending).to(torch::kCPU);
+    const float* v = host.data_ptr<float>();
+    const int64_t first = step - pending;
+    pending = 0;
+    for (int64_t i = 0; i < host.numel(); ++i) {
+      if (!std::isfinite(v[i])) {
+        stats.diverged = true;
+        stats.diverged_step = first + i;
+        result.status = "diverged";
+        result.diverged_step = first + i;
+        result.error = fmt::format("non-finite training loss ({}) at step {}", v[i], first + i);
+        step = first + i;
+        return false;
+      }
+      loss_acc += v[i];
+      ++loss_n;
+    }
+    return true;
+  };
+
   for (int64_t epoch = 0; step < total; ++epoch) {
     for (int64_t index = 0; index < per_epoch && step < total; ++index) {
       if (stop && stop()) {
@@ -116,13 +168,15 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       }
       const auto ts = Clock::now();
       Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
+      // Counted on the host copy of the batch (no device sync): examples, or masked tokens for
+      // MLM. The gradients are divided by the global count after the all-reduce, so they are
+      // the global-batch mean whatever each rank's share.
+      const double local_count = kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
+                                                                   : (b.labels != -100).sum().item<double>();
+      const int64_t local_tokens = b.mask.sum().item<int64_t>();
       b.ids = b.ids.to(device_, /*non_blocking=*/true);
       b.mask = b.mask.to(device_, true);
       b.labels = b.labels.to(device_, true);
-      // Normalise by the global count so that the summed gradients are the global-batch mean.
-      double local_count = kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
-                                                             : (b.labels != -100).sum().item<double>();
-      const double global_count = std::max(1.0, dp > 1 ? sync_.allreduce_sum(local_count) : local_count);
 
       flat_grad_.zero_();
       torch::Tensor loss;
@@ -131,51 +185,52 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
           at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
           at::autocast::set_enabled(true);
         }
-        loss = loss_of(b, global_count);
+        loss = loss_sum(b);
         if (bf16_) {
           at::autocast::set_enabled(false);
           at::autocast::clear_cache();
         }
       }
-      torch::Tensor objective = loss;
+      loss.backward();
+      {
+        torch::NoGradGuard no_grad;
+        loss_slot_.copy_(loss.detach().reshape({1}));
+        count_slot_.fill_(local_count);
+        if (dp > 1) sync_.allreduce_sum(flat_grad_);  // gradients, loss and count: one collective
+        count_slot_.clamp_min_(1.0);
+        grads_.div_(count_slot_);
+        losses.narrow(0, pending, 1).copy_(loss_slot_).div_(count_slot_);
+      }
+      ++pending;
       if (hooks_.penalty) {
+        // A penalty of the parameters (L1): identical on every rank, so added after the
+        // all-reduce, once. Its gradient accumulates into the same buffer.
         auto pen = hooks_.penalty();
-        // Every rank adds the penalty; its gradient is summed over dp ranks, so scale by 1/dp.
-        if (pen.defined()) objective = objective + pen / static_cast<double>(dp);
+        if (pen.defined()) pen.backward();
       }
-      objective.backward();
-      if (dp > 1) sync_.allreduce_sum(flat_grad_);
-      // The loss value: this rank's share of the global mean; summed for logging.
-      double loss_value = loss.item<double>();
-      if (dp > 1) loss_value = sync_.allreduce_sum(loss_value);
-      if (!std::isfinite(loss_value)) {
-        stats.diverged = true;
-        stats.diverged_step = step;
-        result.status = "diverged";
-        result.diverged_step = step;
-        result.error = fmt::format("non-finite training loss ({}) at step {}", loss_value, step);
-        break;
-      }
+      torch::NoGradGuard no_grad;
       if (settings_.max_grad_norm > 0) {
-        // Clip on the flat buffer: one norm, one scale (same result as clip_grad_norm_).
-        const double norm = flat_grad_.norm().item<double>();
-        if (norm > settings_.max_grad_norm) flat_grad_.mul_(settings_.max_grad_norm / (norm + 1e-6));
+        // torch's clip_grad_norm_ on the flat buffer, without reading the norm back:
+        // scale = min(1, max_norm / (norm + 1e-6)).
+        at::linalg_vector_norm_out(clip_scale_, grads_, 2);
+        clip_scale_.add_(1e-6).reciprocal_().mul_(settings_.max_grad_norm).clamp_max_(1.0);
+        grads_.mul_(clip_scale_);
       }
       const double factor = linear_warmup_decay(step, warmup, total);
-      auto& pgroups = optimizer_->param_groups();
-      for (std::size_t g = 0; g < pgroups.size(); ++g)
-        static_cast<torch::optim::AdamWOptions&>(pgroups[g].options()).lr(base_lr[g] * factor);
-      optimizer_->step();
-      if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total);
+      optimizer_->step(factor);
+      if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total, factor);
       ++step;
+      stats.samples += dp * static_cast<int64_t>(b.labels.size(0));
+      stats.tokens += local_tokens * dp;  // approximate global tokens (equal shards)
+      const bool log_now = step % log_every == 0 || step == total;
+      const bool eval_now = eval_every > 0 && step % eval_every == 0 && step < total;
+      // The read-back waits for the device to finish the queued steps: part of training time.
+      const bool ok = (pending < window && !log_now && !eval_now) || read_losses();
       train_time += seconds_since(ts);
-      stats.samples += static_cast<int64_t>(global_count);
-      stats.tokens += b.mask.sum().item<int64_t>() * dp;  // approximate global tokens (equal shards)
-      loss_acc += loss_value;
-      ++loss_n;
-      if (step % log_every == 0 || step == total) {
+      if (!ok) break;
+      if (log_now) {
         result.train_step.push_back(step);
-        result.train_loss.push_back(loss_acc / static_cast<double>(loss_n));
+        result.train_loss.push_back(loss_acc / static_cast<double>(std::max<int64_t>(1, loss_n)));
         result.train_lr.push_back(base_lr.empty() ? 0.0 : base_lr[0] * factor);
         loss_acc = 0;
         loss_n = 0;
@@ -185,9 +240,12 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
           progress({step, total, result.train_loss.back(), sps, eta});
         }
       }
-      if (eval_every > 0 && step % eval_every == 0 && step < total)
-        record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+      if (eval_now) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
     }
+    const auto tr = Clock::now();
+    const bool ok = stats.diverged || read_losses();
+    train_time += seconds_since(tr);
+    if (!ok) break;
     if (stats.diverged || stats.interrupted) break;
     if (eval_every <= 0 || step == total) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
   }

@@ -1,9 +1,15 @@
 #pragma once
 // The training loop of one trial: AdamW with decoupled weight decay (none on biases and
 // LayerNorm), linear warm-up then decay, gradient clipping, epochs or max steps, evaluation
-// every epoch or every N steps, one gradient all-reduce per step over a flat buffer that the
-// trainable parameters' .grad tensors are views of (no copies, no per-parameter collectives).
-// Method-specific behaviour enters through MethodHooks; data-parallel sync through GradSync.
+// every epoch or every N steps.
+//
+// The trainable parameters are views into one flat fp32 buffer and their .grad tensors views
+// into another, which also carries the step's loss sum and example/token count. A step is then
+// one all-reduce (gradients, loss and count together; no per-parameter collectives, no
+// copies), a clip and an AdamW update of a few element-wise kernels per parameter group, with
+// no host<->device synchronisation: the loss is read back every few steps (divergence is still
+// reported at its exact step). Method behaviour enters through MethodHooks; data-parallel sync
+// through GradSync.
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,11 +17,11 @@
 
 #include <limits>
 
-#include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
 #include "core/trial.h"
 #include "model/distilbert.h"
+#include "train/adamw.h"
 #include "train/grad_sync.h"
 
 namespace peft::train {
@@ -47,7 +53,8 @@ class BatchSource {
 /// Method hooks: the trainer calls them, it never asks which method is running.
 struct MethodHooks {
   std::function<torch::Tensor()> penalty;                       // extra loss term (e.g. L1), or empty
-  std::function<void(int64_t step, int64_t total_steps)> after_optimizer_step;  // masks, pruning, prox
+  /// Masks, pruning, proximal steps; `lr_scale` = the schedule's factor on the learning rates.
+  std::function<void(int64_t step, int64_t total_steps, double lr_scale)> after_optimizer_step;
 };
 
 struct ParamGroup {
@@ -92,9 +99,11 @@ class Trainer {
   int64_t total_steps(BatchSource& data) const;
   /// The most recent evaluation of fit() (all fields NaN before the first).
   const EvalResult& last_eval() const { return last_eval_; }
+  const FlatAdamW& optimizer() const { return *optimizer_; }
 
  private:
-  torch::Tensor loss_of(const Batch& b, double normaliser);
+  /// Summed (not averaged) loss of a batch on the device.
+  torch::Tensor loss_sum(const Batch& b);
   void record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch);
 
   model::DistilBert& model_;
@@ -106,8 +115,10 @@ class Trainer {
   torch::Device device_;
   uint64_t seed_;
   bool bf16_ = false;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  torch::Tensor flat_grad_;                  // all trainable gradients, one buffer
+  std::unique_ptr<FlatAdamW> optimizer_;
+  torch::Tensor flat_params_;                // every trainable parameter is a view into it
+  torch::Tensor flat_grad_;                  // [gradients..., loss sum, count]: one all-reduce
+  torch::Tensor grads_, loss_slot_, count_slot_, clip_scale_;  // views / scratch of the above
   std::vector<torch::Tensor> trainable_;
   EvalResult last_eval_;
 };

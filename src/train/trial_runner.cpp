@@ -318,7 +318,10 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     MethodHooks hooks;
     hooks.penalty = [mp] { return adapters::total_penalty(*mp); };
     const double lr = spec.train.lr;
-    hooks.after_optimizer_step = [mp, lr](int64_t step, int64_t) { adapters::after_optimizer_step(*mp, step + 1, lr); };
+    // The proximal L1 step shrinks by the learning rate of this step (the schedule's).
+    hooks.after_optimizer_step = [mp, lr](int64_t step, int64_t, double scale) {
+      adapters::after_optimizer_step(*mp, step + 1, lr * scale);
+    };
 
     // ---- train
     reset_peak_memory(device);
@@ -344,6 +347,9 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     mt["samples_per_second"] = stats.train_seconds > 0 ? static_cast<double>(stats.samples) / stats.train_seconds : kNaN;
     mt["tokens_per_second"] = stats.train_seconds > 0 ? static_cast<double>(stats.tokens) / stats.train_seconds : kNaN;
     mt["peak_memory_bytes"] = static_cast<double>(peak);
+    // AdamW states (+ staging and scratch) on the trial's device and in host memory.
+    mt["optimizer_device_bytes"] = static_cast<double>(trainer.optimizer().device_bytes());
+    mt["optimizer_host_bytes"] = static_cast<double>(trainer.optimizer().host_bytes());
     mt["trainable_params"] = static_cast<double>(counts.trainable);
     mt["total_params"] = static_cast<double>(counts.total + quantized_params);
     mt["adapter_params"] = static_cast<double>(counts.adapter);
