@@ -127,6 +127,24 @@ TEST(GridExpansion, PerMethodSettingsAndAxesPrecedence) {
   }
 }
 
+TEST(GridExpansion, PagedOptimizerPerMethodEntersTheIdOnlyWhenChosen) {
+  auto trials = trials_of(sweep("method = [\"lora\", \"qlora\"]\n", "[methods.qlora]\noptimizer = \"paged_adamw\"\n"));
+  auto plain = trials_of(sweep("method = [\"lora\", \"qlora\"]\n"));
+  ASSERT_EQ(trials.size(), plain.size());
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const TrialSpec& t = trials[i];
+    if (t.method.method == "qlora") {
+      EXPECT_EQ(t.train.optimizer, "paged_adamw");
+      EXPECT_EQ(t.params.at("train.optimizer"), "paged_adamw");
+      EXPECT_NE(t.id, plain[i].id);
+    } else {
+      EXPECT_EQ(t.train.optimizer, "adamw");
+      EXPECT_FALSE(t.params.contains("train.optimizer"));
+      EXPECT_EQ(t.id, plain[i].id);  // ids of sweeps written before the key existed stay valid
+    }
+  }
+}
+
 TEST(GridExpansion, GridSeedOverridesSweepSeeds) {
   auto trials = trials_of(sweep("method = \"lora\"\nseed = [7, 8, 9]\n"));
   std::set<uint64_t> seeds;

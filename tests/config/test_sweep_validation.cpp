@@ -132,6 +132,12 @@ TEST(SweepValidation, ChoicesSuggestTheClosest) {
             "mean 'fp32'?");
 }
 
+TEST(SweepValidation, OptimizerChoices) {
+  EXPECT_EQ(parse_error(with_line(8, "optimizer = \"paged_adam\"")),
+            "x.toml:8:13: train.optimizer: expected one of \"adamw\", \"paged_adamw\", found \"paged_adam\"; did you "
+            "mean 'paged_adamw'?");
+}
+
 TEST(SweepValidation, TargetModulesAreChecked) {
   EXPECT_TRUE(contains(parse_error(base_sweep() + "[method]\ntargets = [\"q_lin\", \"q_lim\"]\n"),
                        "x.toml:13:21: method.targets: unknown module \"q_lim\""));
