@@ -266,23 +266,40 @@ void Trainer::record_eval(BatchSource& data, TrialResult& result, int64_t step, 
   model_.train();
 }
 
+const std::vector<Batch>& Trainer::device_eval_batches(BatchSource& data) {
+  const auto& host = data.eval_batches(settings_.inference_batch);
+  if (!device_.is_cuda()) return host;
+  // Moved to the device once per trainer, not at every evaluation.
+  if (eval_host_ != &host) {
+    eval_device_.clear();
+    for (const auto& b : host) eval_device_.push_back({b.ids.to(device_), b.mask.to(device_), b.labels.to(device_), b.contrast});
+    eval_host_ = &host;
+  }
+  return eval_device_;
+}
+
 EvalResult Trainer::evaluate(BatchSource& data) {
   torch::NoGradGuard no_grad;
   model_.eval();
   EvalResult r;
   std::vector<int64_t> pred, labels;
   std::vector<uint8_t> contrast;
-  double loss_sum = 0, count = 0;
-  for (const auto& cpu : data.eval_batches(settings_.inference_batch)) {
-    auto ids = cpu.ids.to(device_), mask = cpu.mask.to(device_), lab = cpu.labels.to(device_);
-    auto hidden = model_.hidden_states(ids, mask);
+  // Loss and predictions stay on the device until the end: one read-back per evaluation.
+  auto loss_acc = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+  std::vector<torch::Tensor> preds;
+  double count = 0;
+  const auto& host = data.eval_batches(settings_.inference_batch);
+  const auto& batches = device_eval_batches(data);
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    const Batch& b = batches[i];
+    const Batch& cpu = host[i];
+    auto hidden = model_.hidden_states(b.ids, b.mask);
     if (kind_ == TaskKind::Classification) {
       auto logits = model_.classifier_head(hidden).to(torch::kFloat32);
-      loss_sum += torch::nn::functional::cross_entropy(logits, lab, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
-      count += static_cast<double>(lab.size(0));
-      auto p = logits.argmax(-1).to(torch::kCPU);
-      auto l = lab.to(torch::kCPU);
-      pred.insert(pred.end(), p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
+      loss_acc += torch::nn::functional::cross_entropy(logits, b.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      count += static_cast<double>(cpu.labels.size(0));
+      preds.push_back(logits.argmax(-1));
+      auto l = cpu.labels.contiguous();
       labels.insert(labels.end(), l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
       if (cpu.contrast.defined()) {
         auto c = cpu.contrast.to(torch::kUInt8).contiguous();
@@ -290,11 +307,15 @@ EvalResult Trainer::evaluate(BatchSource& data) {
       }
     } else {
       auto logits = model_.mlm_head(hidden).to(torch::kFloat32);
-      loss_sum += torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), lab.reshape({-1}),
-                                                       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum))
-                      .item<double>();
-      count += (lab != -100).sum().item<double>();
+      loss_acc += torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}),
+                                                       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+      count += (cpu.labels != -100).sum().item<double>();
     }
+  }
+  const double loss_sum = loss_acc.item<double>();
+  if (!preds.empty()) {
+    auto p = torch::cat(preds).to(torch::kCPU).contiguous();
+    pred.assign(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
   }
   r.loss = count > 0 ? loss_sum / count : std::nan("");
   if (kind_ == TaskKind::Classification) {

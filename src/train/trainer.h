@@ -105,6 +105,8 @@ class Trainer {
   /// Summed (not averaged) loss of a batch on the device.
   torch::Tensor loss_sum(const Batch& b);
   void record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch);
+  /// The evaluation batches on the trainer's device (the host ones on CPU).
+  const std::vector<Batch>& device_eval_batches(BatchSource& data);
 
   model::DistilBert& model_;
   TaskKind kind_;
@@ -121,6 +123,8 @@ class Trainer {
   torch::Tensor grads_, loss_slot_, count_slot_, clip_scale_;  // views / scratch of the above
   std::vector<torch::Tensor> trainable_;
   EvalResult last_eval_;
+  const std::vector<Batch>* eval_host_ = nullptr;
+  std::vector<Batch> eval_device_;
 };
 
 }  // namespace peft::train
