@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 
+#include <fmt/ranges.h>
+
 #include "cli/cli_common.h"
+#include "config/known_names.h"
 #include "config/sweep_spec.h"
 #include "core/error.h"
 #include "train/trial_runner.h"
@@ -40,6 +44,7 @@ int run_single_trial(const std::vector<std::string>& args) {
       ("synthetic-train", po::value(&t.dataset.synthetic_train)->default_value(10000), "synthetic training sentences")
       ("seed", po::value(&t.seed)->default_value(1), "seed")
       ("device", po::value(&t.train.device)->default_value("auto"), "auto | cpu | cuda")
+      ("optimizer", po::value(&t.train.optimizer)->default_value("adamw"), "adamw | paged_adamw (AdamW states in host memory)")
       ("save-adapter", po::value(&t.train.adapter_dir), "save the trained adapter (PEFT layout) under DIR/<trial id>");
   po::variables_map vm;
   if (!parse_args("peft-sweep trial", "peft-sweep trial [--sweep ONE_TRIAL.toml | --method M --dataset D …]", args, desc, vm)) return 0;
@@ -49,6 +54,15 @@ int run_single_trial(const std::vector<std::string>& args) {
     if (trials.size() != 1) throw_input("{}: expands to {} trials; `peft-sweep trial` runs exactly one (use peft-sweep for a sweep)", sweep_file, trials.size());
     t = trials[0];
   } else {
+    // Choices are checked here, as bad arguments (exit 2), not as a failed trial.
+    auto one_of = [](const std::string& option, const std::string& value, const std::vector<std::string>& choices) {
+      if (std::find(choices.begin(), choices.end(), value) == choices.end())
+        throw_input("--{}: expected one of {}, found \"{}\"", option, fmt::join(choices, " | "), value);
+    };
+    one_of("method", t.method.method, known_methods());
+    one_of("dataset", t.dataset.name, known_datasets());
+    one_of("device", t.train.device, {"auto", "cpu", "cuda"});
+    one_of("optimizer", t.train.optimizer, {"adamw", "paged_adamw"});
     if (t.model.checkpoint.empty() && t.model.preset.empty()) t.model.preset = "tiny";
     if (vm.count("targets")) t.method.targets = vm["targets"].as<std::vector<std::string>>();
     t.train.save_adapter = !t.train.adapter_dir.empty();

@@ -1,0 +1,57 @@
+// `peft-sweep trial`: bad choices are usage errors (exit 2) naming the option; a paged-optimizer
+// trial runs and reports its states in host memory.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace {
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+Run run(const std::string& args) {
+  peft::testing::TempDir dir;
+  const std::string out = dir / "out.txt";
+  const std::string cmd = "cd " + dir.path().string() + " && PEFT_LOG_LEVEL=warn " + std::string(PEFT_BIN_DIR) +
+                          "/peft-sweep trial " + args + " > " + out + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(out);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+TEST(TrialCommand, BadChoicesAreUsageErrors) {
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--method lorra", "--method: expected one of lora"},
+           {"--dataset sst3", "--dataset: expected one of sst2"},
+           {"--device gpu", "--device: expected one of auto | cpu | cuda, found \"gpu\""},
+           {"--optimizer sgd", "--optimizer: expected one of adamw | paged_adamw, found \"sgd\""}}) {
+    auto r = run(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+  }
+}
+
+TEST(TrialCommand, PagedOptimizerTrialReportsHostStates) {
+  auto r = run("--optimizer paged_adamw --max-steps 4 --batch-size 8 --synthetic-train 64 --device cpu");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("status complete"), std::string::npos) << r.output;
+  const auto at = r.output.find("optimizer_host_bytes");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  std::istringstream line(r.output.substr(at + std::string("optimizer_host_bytes").size()));
+  double bytes = 0;
+  line >> bytes;
+  EXPECT_GT(bytes, 0) << r.output;
+}
+
+}  // namespace
