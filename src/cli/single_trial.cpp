@@ -7,11 +7,13 @@
 #include <iostream>
 
 #include <fmt/ranges.h>
+#include <torch/utils.h>
 
 #include "cli/cli_common.h"
 #include "config/known_names.h"
 #include "config/sweep_spec.h"
 #include "core/error.h"
+#include "train/device.h"
 #include "train/trial_runner.h"
 
 namespace peft::cli {
@@ -68,6 +70,7 @@ int run_single_trial(const std::vector<std::string>& args) {
     t.train.save_adapter = !t.train.adapter_dir.empty();
     t.id = "cli";
   }
+  torch::set_num_threads(train::threads_per_rank(1));  // as peft-sweep does for one rank
   train::RunContext ctx;
   const bool tty = isatty(STDERR_FILENO);
   ctx.progress = [&](const train::Progress& p) {

@@ -119,11 +119,6 @@ std::string key_metric(const TrialResult& r) {
   return fmt::format("ppl {:.3f}", m("perplexity"));
 }
 
-int hardware_threads() {
-  const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
-
 }  // namespace
 
 int run_sweep(const SweepOptions& opt) {
@@ -228,7 +223,7 @@ int run_sweep(const SweepOptions& opt) {
   MPI_Comm_rank(node_comm, &local_rank);
   MPI_Comm_size(node_comm, &local_size);
   MPI_Comm_rank(group_comm, &group_rank);
-  const int threads = std::max(1, hardware_threads() / local_size);
+  const int threads = train::threads_per_rank(local_size);
   torch::set_num_threads(threads);
   const torch::Device device = train::resolve_device(spec.train.device, local_rank);
   const bool shares_gpu = device.is_cuda() && local_size > static_cast<int>(torch::cuda::device_count());

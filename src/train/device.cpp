@@ -1,5 +1,10 @@
 #include "train/device.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <thread>
+
 #include <torch/cuda.h>
 
 #include "core/error.h"
@@ -10,6 +15,15 @@
 #endif
 
 namespace peft::train {
+
+int threads_per_rank(int ranks_on_node) {
+  const int online = std::max(1u, std::thread::hardware_concurrency());
+  int allowed = online;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) allowed = std::max(1, CPU_COUNT(&set));
+  return std::max(1, std::min(allowed, online / std::max(1, ranks_on_node)));
+}
 
 torch::Device resolve_device(const std::string& setting, int local_rank) {
   const bool gpu = torch::cuda::is_available();

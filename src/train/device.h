@@ -10,6 +10,10 @@ namespace peft::train {
 /// "auto" → cuda when LibTorch sees a GPU, else cpu; "cuda" without one (or without a CUDA
 /// build) → peft::InputError saying so.
 torch::Device resolve_device(const std::string& setting, int local_rank = 0);
+/// CPU threads for one rank of `ranks_on_node` on this node: the CPUs it may run on (its
+/// affinity mask: mpirun binding, Slurm cpusets), at most its share of the node's CPUs.
+/// `peft-sweep` and `peft-sweep trial` both use it, so a trial gives the same numbers in both.
+int threads_per_rank(int ranks_on_node);
 void reset_peak_memory(const torch::Device& device);
 int64_t peak_memory_bytes(const torch::Device& device);
 

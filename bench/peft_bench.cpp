@@ -1,0 +1,297 @@
+// peft-bench: the figures behind the speed and memory claims, each a ratio measured in one run
+// against the straightforward LibTorch way of doing the same thing (what eager PyTorch does).
+//
+//   optimizer  FlatAdamW (resident and paged) vs torch::optim::AdamW over the same tensors
+//   nf4        NF4 dequantization vs copying the fp32 weight; NF4 linear vs dense linear
+//   step       one training step of the trainer vs the eager loop (mean loss, backward,
+//              clip_grad_norm_, AdamW, loss.item()), LoRA r=8 on q_lin,v_lin
+//
+// Tests only check that it runs (--quick); the figures are for people, not thresholds.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "adapters/method.h"
+#include "cli/cli_common.h"
+#include "core/error.h"
+#include "model/distilbert.h"
+#include "quant/nf4.h"
+#include "train/adamw.h"
+#include "train/device.h"
+#include "train/trainer.h"
+
+namespace peft::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string what = "all";
+  torch::Device device{torch::kCPU};
+  bool quick = false;
+  int repeats = 5;
+  int steps = 8;
+};
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+/// Median milliseconds of `fn` over `repeats` runs after one warm-up run.
+double median_ms(const std::function<void()>& fn, int repeats, const torch::Device& d) {
+  fn();
+  sync(d);
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    sync(d);
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+using Shapes = std::vector<std::vector<int64_t>>;
+
+/// Trainable tensors of distilbert-shaped models: LoRA r=8 on q_lin,v_lin plus the classifier
+/// head, or every weight (full fine-tuning).
+Shapes lora_shapes(const model::DistilBertConfig& c, int64_t r) {
+  Shapes s;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (int k = 0; k < 2; ++k) s.push_back({r, c.dim}), s.push_back({c.dim, r});
+  s.insert(s.end(), {{c.dim, c.dim}, {c.dim}, {2, c.dim}, {2}});
+  return s;
+}
+
+Shapes full_shapes(const model::DistilBertConfig& c) {
+  Shapes s{{c.vocab_size, c.dim}, {c.max_position_embeddings, c.dim}, {c.dim}, {c.dim}};
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    for (int k = 0; k < 4; ++k) s.push_back({c.dim, c.dim}), s.push_back({c.dim});
+    s.insert(s.end(), {{c.hidden_dim, c.dim}, {c.hidden_dim}, {c.dim, c.hidden_dim}, {c.dim}, {c.dim}, {c.dim}, {c.dim}, {c.dim}});
+  }
+  s.insert(s.end(), {{c.dim, c.dim}, {c.dim}, {2, c.dim}, {2}});
+  return s;
+}
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+void bench_optimizer(const Options& o, const model::DistilBertConfig& c) {
+  std::cout << "\n== optimizer: one AdamW step (median of " << o.repeats << ", " << o.device.str() << ")\n";
+  std::cout << fmt::format("{:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "trainable set", "tensors", "params",
+                           "torch ms", "flat ms", "paged ms", "torch/flat", "paged/flat");
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(o.device);
+  for (const auto& [name, shapes] : std::vector<std::pair<std::string, Shapes>>{
+           {"lora r=8 q,v + head", lora_shapes(c, 8)}, {"full (every weight)", full_shapes(c)}}) {
+    int64_t total = 0;
+    for (const auto& s : shapes) total += numel(s);
+    // torch::optim::AdamW over separate tensors.
+    std::vector<torch::Tensor> params;
+    for (const auto& s : shapes) {
+      auto p = torch::randn(s, f32).mul_(0.02).requires_grad_(true);
+      p.mutable_grad() = torch::randn(s, f32);
+      params.push_back(p);
+    }
+    torch::optim::AdamW eager(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+    const double t_eager = median_ms([&] { eager.step(); }, o.repeats, o.device);
+    // FlatAdamW over one buffer, states resident, then paged.
+    auto flat_p = torch::randn({total}, f32).mul_(0.02), flat_g = torch::randn({total}, f32);
+    train::FlatAdamW flat(flat_p, flat_g, {{0, total, 1e-3, 0.01}});
+    const double t_flat = median_ms([&] { flat.step(1.0); }, o.repeats, o.device);
+    train::AdamWOptions po;
+    po.paged = true;
+    train::FlatAdamW paged(flat_p, flat_g, {{0, total, 1e-3, 0.01}}, po);
+    const double t_paged = median_ms([&] { paged.step(1.0); }, o.repeats, o.device);
+    std::cout << fmt::format("{:<28} {:>8} {:>12} {:>12.3f} {:>12.3f} {:>12.3f} {:>10.2f} {:>10.2f}\n", name, shapes.size(), total,
+                             t_eager, t_flat, t_paged, t_eager / t_flat, t_paged / t_flat);
+    std::cout << fmt::format("{:<28} states on the device: resident {:.1f} MB, paged {:.1f} MB (+ {:.1f} MB in host memory)\n", "",
+                             flat.device_bytes() / 1e6, paged.device_bytes() / 1e6, paged.host_bytes() / 1e6);
+  }
+}
+
+void bench_nf4(const Options& o, const model::DistilBertConfig& c) {
+  std::cout << "\n== nf4: the FFN weight " << c.hidden_dim << "x" << c.dim << " (median of " << o.repeats << ", "
+            << o.device.str() << ")\n";
+  torch::manual_seed(1);
+  auto w = torch::randn({c.hidden_dim, c.dim}).mul_(0.02);
+  auto q = quant::quantize_nf4(w).to(o.device);
+  auto dense = w.to(o.device), out = torch::empty_like(dense);
+  const double bytes = static_cast<double>(w.numel()) * 4;
+  const double t_deq = median_ms([&] { (void)quant::dequantize_nf4(q); }, o.repeats, o.device);
+  const double t_copy = median_ms([&] { out.copy_(dense); }, o.repeats, o.device);
+  std::cout << fmt::format("dequantize {:.3f} ms ({:.1f} GB/s of fp32 written)   fp32 copy {:.3f} ms ({:.1f} GB/s)   dequant/copy {:.2f}\n",
+                           t_deq, bytes / t_deq / 1e6, t_copy, 2 * bytes / t_copy / 1e6, t_deq / t_copy);
+  std::cout << fmt::format("storage: fp32 {:.2f} MB, NF4 {:.3f} MB ({:.3f} bits per weight)\n", bytes / 1e6, q.storage_bytes() / 1e6,
+                           8.0 * static_cast<double>(q.storage_bytes()) / static_cast<double>(w.numel()));
+  auto x = torch::randn({o.quick ? 64 : 16 * 64, c.dim}, torch::TensorOptions().device(o.device));
+  auto bias = torch::zeros({c.hidden_dim}, torch::TensorOptions().device(o.device));
+  torch::NoGradGuard no_grad;
+  const double t_nf4 = median_ms([&] { (void)quant::nf4_linear(x, q, bias); }, o.repeats, o.device);
+  const double t_lin = median_ms([&] { (void)torch::nn::functional::linear(x, dense, bias); }, o.repeats, o.device);
+  std::cout << fmt::format("linear on {} tokens: NF4 {:.3f} ms, dense {:.3f} ms, NF4/dense {:.2f}\n", x.size(0), t_nf4, t_lin, t_nf4 / t_lin);
+}
+
+// A fixed random batch, as a BatchSource for the trainer.
+class FixedSource : public train::BatchSource {
+ public:
+  FixedSource(int64_t batch, int64_t seq, int64_t vocab) {
+    torch::manual_seed(5);
+    b_.ids = torch::randint(1, vocab, {batch, seq}, torch::kLong);
+    b_.mask = torch::ones({batch, seq}, torch::kLong);
+    b_.labels = torch::randint(0, 2, {batch}, torch::kLong);
+    eval_.push_back(b_);
+  }
+  train::TaskKind kind() const override { return train::TaskKind::Classification; }
+  int64_t train_examples() const override { return b_.ids.size(0) * 1000000; }
+  int64_t batches_per_epoch(int64_t) const override { return 1000000; }
+  train::Batch train_batch(int64_t, int64_t, int64_t, int, int, uint64_t) override { return b_; }
+  const std::vector<train::Batch>& eval_batches(int64_t) override { return eval_; }
+  const train::Batch& batch() const { return b_; }
+
+ private:
+  train::Batch b_;
+  std::vector<train::Batch> eval_;
+};
+
+std::shared_ptr<model::DistilBert> lora_model(const model::DistilBertConfig& c, const torch::Device& d) {
+  auto m = std::make_shared<model::DistilBert>(c, std::vector<model::Head>{model::Head::Classifier});
+  m->init_weights(1);
+  m->init_head(model::Head::Classifier, true, 1);
+  adapters::MethodConfig mc;  // LoRA r=8, alpha 16, q_lin + v_lin
+  torch::manual_seed(2);
+  adapters::apply_method(*m, mc, model::Head::Classifier);
+  m->to(d);
+  return m;
+}
+
+void bench_step(const Options& o, model::DistilBertConfig c) {
+  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0.0;  // both paths see the same function
+  const int64_t batch = o.quick ? 4 : 16, seq = o.quick ? 16 : 64;
+  const bool bf16 = o.device.is_cuda();
+  std::cout << "\n== step: LoRA r=8 q_lin,v_lin + head, batch " << batch << " x " << seq << " tokens, " << o.steps
+            << " steps after as many warm-up steps, " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
+  FixedSource data(batch, seq, c.vocab_size);
+
+  // The trainer.
+  auto a = lora_model(c, o.device);
+  std::vector<std::pair<std::string, torch::Tensor>> trainable;
+  for (auto& p : a->named_parameters(true))
+    if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
+  TrainSettings s;
+  s.max_steps = o.steps;
+  s.batch_size = batch;
+  s.lr = 1e-3;
+  s.warmup_ratio = 0.0;
+  s.precision = bf16 ? "bf16" : "fp32";
+  train::LocalGradSync local;
+  train::Trainer trainer(*a, train::TaskKind::Classification, train::Trainer::decay_groups("all", trainable, s.lr, s.weight_decay), s,
+                         {}, local, o.device, 1);
+  TrialResult warm, result;
+  trainer.fit(data, warm);  // warm-up: `steps` steps, not timed
+  train::reset_peak_memory(o.device);
+  auto stats = trainer.fit(data, result);
+  const int64_t trainer_peak = train::peak_memory_bytes(o.device);
+  const double trainer_ms = 1000.0 * stats.train_seconds / static_cast<double>(stats.steps);
+
+  // The eager loop, on an identical model.
+  auto b = lora_model(c, o.device);
+  std::vector<torch::Tensor> params;
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (auto& p : b->named_parameters(true))
+    if (p.value().requires_grad()) params.push_back(p.value()), named.emplace_back(p.key(), p.value());
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (auto& g : train::Trainer::decay_groups("all", named, s.lr, s.weight_decay))
+    groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(g.lr).weight_decay(g.weight_decay)));
+  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(s.lr));
+  auto ids = data.batch().ids.to(o.device), mask = data.batch().mask.to(o.device), labels = data.batch().labels.to(o.device);
+  double last_loss = 0;
+  int64_t eager_i = 0;
+  auto eager_step = [&] {
+    // The trainer's schedule: no warm-up, linear decay to 0 over each fit() of `steps` steps.
+    const double factor = static_cast<double>(o.steps - eager_i % o.steps) / static_cast<double>(o.steps);
+    ++eager_i;
+    for (std::size_t g = 0; g < opt.param_groups().size(); ++g)
+      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(s.lr * factor);
+    if (bf16) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    }
+    auto logits = b->classify(ids, mask).to(torch::kFloat32);
+    auto loss = torch::nn::functional::cross_entropy(logits, labels);
+    if (bf16) {
+      at::autocast::set_enabled(false);
+      at::autocast::clear_cache();
+    }
+    opt.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    opt.step();
+    last_loss = loss.item<double>();
+  };
+  for (int i = 0; i < o.steps; ++i) eager_step();  // the same warm-up
+  sync(o.device);
+  train::reset_peak_memory(o.device);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < o.steps; ++i) eager_step();
+  sync(o.device);
+  const double eager_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.steps;
+  const int64_t eager_peak = train::peak_memory_bytes(o.device);
+
+  std::cout << fmt::format("trainer {:.2f} ms/step   eager {:.2f} ms/step   eager/trainer {:.2f}   (mean of {} steps after {} warm-up steps)\n",
+                           trainer_ms, eager_ms, eager_ms / trainer_ms, o.steps, o.steps);
+  std::cout << fmt::format("loss of the last step: trainer {:.6f}, eager {:.6f} (same model, data and updates)\n",
+                           result.train_loss.empty() ? 0.0 : result.train_loss.back(), last_loss);
+  if (o.device.is_cuda())
+    std::cout << fmt::format("peak device memory: trainer {:.1f} MB, eager {:.1f} MB\n", trainer_peak / 1e6, eager_peak / 1e6);
+}
+
+int run(const std::vector<std::string>& args) {
+  Options o;
+  std::string device = "auto", shape = "base";
+  cli::po::options_description desc("peft-bench options");
+  desc.add_options()
+      ("what", cli::po::value(&o.what)->default_value("all"), "all | optimizer | nf4 | step")
+      ("device", cli::po::value(&device)->default_value("auto"), "auto | cpu | cuda")
+      ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
+      ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
+      ("steps", cli::po::value(&o.steps)->default_value(8), "timed training steps")
+      ("quick", cli::po::bool_switch(&o.quick), "tiny shapes, 2 repetitions: a smoke run");
+  cli::po::positional_options_description pos;
+  pos.add("what", 1);
+  cli::po::variables_map vm;
+  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|step] [options]", args, desc, vm, &pos)) return 0;
+  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step")
+    throw_input("expected all, optimizer, nf4 or step, found \"{}\"", o.what);
+  if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
+  if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
+  if (o.quick) shape = "tiny", o.repeats = std::min(o.repeats, 2), o.steps = std::min(o.steps, 2);
+  o.device = train::resolve_device(device);
+  torch::set_num_threads(train::threads_per_rank(1));
+  const auto config = shape == "base" ? model::DistilBertConfig{} : model::DistilBertConfig::tiny(1000);
+  std::cout << cli::version_banner() << ", " << torch::get_num_threads() << " threads, shape " << shape << "\n";
+  if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
+  if (o.what == "all" || o.what == "nf4") bench_nf4(o, config);
+  if (o.what == "all" || o.what == "step") bench_step(o, config);
+  return 0;
+}
+
+}  // namespace
+}  // namespace peft::bench
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return peft::cli::run_guarded("peft-bench", [&] { return peft::bench::run(args); });
+}
