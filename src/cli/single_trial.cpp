@@ -29,6 +29,7 @@ int run_single_trial(const std::vector<std::string>& args) {
       ("data-path", po::value(&t.dataset.path), "data folder in its official layout (sst2, imdb, wikitext2)")
       ("checkpoint", po::value(&t.model.checkpoint), "Hugging Face DistilBERT folder")
       ("preset", po::value(&t.model.preset), "tiny: built-in small model (default when no --checkpoint)")
+      ("vocab", po::value(&t.model.vocab), "tiny: vocab.txt / tokenizer.json (or a folder with one) for real data")
       ("pretrain", po::bool_switch(&t.model.pretrain), "tiny: start from the cached MLM-pretrained base")
       ("rank", po::value(&t.method.rank)->default_value(8), "adapter rank")
       ("alpha", po::value(&t.method.alpha)->default_value(16.0), "LoRA alpha")
@@ -66,6 +67,8 @@ int run_single_trial(const std::vector<std::string>& args) {
     one_of("device", t.train.device, {"auto", "cpu", "cuda"});
     one_of("optimizer", t.train.optimizer, {"adamw", "paged_adamw"});
     if (t.model.checkpoint.empty() && t.model.preset.empty()) t.model.preset = "tiny";
+    if (!t.model.vocab.empty() && !t.model.checkpoint.empty())
+      throw_input("--vocab: a checkpoint brings its own vocabulary; --vocab is for the tiny preset");
     if (vm.count("targets")) t.method.targets = vm["targets"].as<std::vector<std::string>>();
     t.train.save_adapter = !t.train.adapter_dir.empty();
     t.id = "cli";

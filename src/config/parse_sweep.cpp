@@ -20,7 +20,7 @@ namespace {
 
 const std::vector<std::string> kRootTables = {"sweep", "model", "train", "grid", "method", "methods", "datasets"};
 const std::vector<std::string> kSweepKeys = {"name", "output", "dp", "seeds", "schedule"};
-const std::vector<std::string> kModelKeys = {"checkpoint", "preset", "pretrain", "pretrain_steps", "cache_dir"};
+const std::vector<std::string> kModelKeys = {"checkpoint", "preset", "vocab", "pretrain", "pretrain_steps", "cache_dir"};
 const std::vector<std::string> kGridKeys = {"method", "rank", "sparsity", "dataset", "seed", "lr", "alpha"};
 
 bool safe_name(const std::string& s) {
@@ -95,6 +95,16 @@ void read_sweep(const toml::table* table, SweepSpec& spec, Context& ctx) {
   r.finish();
 }
 
+/// vocab.txt or tokenizer.json inside `dir`, or "" (the model layer's find_vocab, without
+/// linking it into the config layer).
+std::string model_vocab_in(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* name : {"vocab.txt", "tokenizer.json"})
+    if (fs::is_regular_file(fs::path(dir) / name, ec)) return (fs::path(dir) / name).string();
+  return "";
+}
+
 void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
   if (!table) {
     ctx.errors.general("model", "missing table [model]: set checkpoint = \"<Hugging Face folder>\" or "
@@ -114,6 +124,20 @@ void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
     ctx.errors.at(*r.node("pretrain"), "model.pretrain",
                   "pretraining is for preset = \"tiny\" only (a checkpoint is already trained)");
   r.get("pretrain_steps", m.pretrain_steps, IntRange::at_least(1));
+  if (const toml::node* n = r.node("vocab"); n && r.get("vocab", m.vocab)) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (r.node("checkpoint"))
+      ctx.errors.at(*n, "model.vocab", "a checkpoint brings its own vocabulary; model.vocab is for preset = \"tiny\"");
+    else if (m.pretrain)
+      ctx.errors.at(*n, "model.vocab",
+                    "pretrain = true trains the tiny base on the synthetic corpus and its vocabulary; drop one of them");
+    else if (m.vocab.empty())
+      ctx.errors.at(*n, "model.vocab", "expected a vocab.txt or tokenizer.json (or a folder with one), found \"\"");
+    else if (ctx.check_paths && !fs::is_regular_file(m.vocab, ec) && model_vocab_in(m.vocab).empty())
+      ctx.errors.at(*n, "model.vocab",
+                    fmt::format("'{}' is neither a vocab.txt / tokenizer.json file nor a folder holding one", m.vocab));
+  }
   if (const toml::node* n = r.node("cache_dir"); n && r.get("cache_dir", m.cache_dir) && m.cache_dir.empty())
     ctx.errors.at(*n, "model.cache_dir", "expected a folder, found \"\"");
   r.finish();

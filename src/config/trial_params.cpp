@@ -69,6 +69,7 @@ std::map<std::string, std::string> trial_params(const TrialSpec& t) {
     p["model.checkpoint"] = std::filesystem::path(t.model.checkpoint).lexically_normal().string();
   } else {
     p["model.preset"] = t.model.preset;
+    if (!t.model.vocab.empty()) p["model.vocab"] = std::filesystem::path(t.model.vocab).lexically_normal().string();
     p["model.pretrain"] = text(t.model.pretrain);
     if (t.model.pretrain) p["model.pretrain_steps"] = text(t.model.pretrain_steps);
   }

@@ -12,6 +12,7 @@ namespace peft {
 struct ModelSettings {
   std::string checkpoint;        // Hugging Face folder (config.json, model.safetensors, vocab)
   std::string preset;            // "tiny": built-in config, random init from the seed
+  std::string vocab;             // tiny preset on real data: vocab.txt / tokenizer.json (or a folder with one)
   bool pretrain = false;         // tiny preset: MLM-pretrain the base on the synthetic corpus first (cached)
   int64_t pretrain_steps = 600;
   std::string cache_dir = ".cache/peft-sweep";

@@ -29,7 +29,7 @@ void attach_tokenizer(const TaskSpec& spec, Task& task, bool synthetic) {
     task.vocab = synthetic_vocab();
     task.tokenizer = std::make_shared<const text::WordPieceTokenizer>(task.vocab);
   } else {
-    throw_input("data set '{}' needs a vocabulary: set vocab_path (the model's vocab.txt or tokenizer.json)",
+    throw_input("data set '{}' needs a vocabulary: use model.checkpoint (its vocab.txt / tokenizer.json), or model.vocab with preset = \"tiny\"",
                 spec.name);
   }
 }

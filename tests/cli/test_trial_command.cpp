@@ -54,4 +54,17 @@ TEST(TrialCommand, PagedOptimizerTrialReportsHostStates) {
   EXPECT_GT(bytes, 0) << r.output;
 }
 
+TEST(TrialCommand, TinyPresetOnRealSst2WithAVocabulary) {
+  PEFT_REQUIRE_SHARED(sst2, "sst2");
+  PEFT_REQUIRE_SHARED(vocab, "distilbert-base-uncased/vocab.txt");
+  auto r = run("--dataset sst2 --data-path " + sst2 + " --vocab " + vocab +
+               " --max-steps 3 --batch-size 8 --max-train 64 --max-eval 32 --device cpu");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("status complete"), std::string::npos) << r.output;
+  // Without one, the error says what to set.
+  r = run("--dataset sst2 --data-path " + sst2 + " --max-steps 3 --device cpu");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("model.vocab with preset = \"tiny\""), std::string::npos) << r.output;
+}
+
 }  // namespace

@@ -216,6 +216,20 @@ TEST(SweepValidation, CheckpointXorPreset) {
             "x.toml:6:12: model.pretrain: pretraining is for preset = \"tiny\" only (a checkpoint is already trained)");
 }
 
+TEST(SweepValidation, TinyVocabulary) {
+  EXPECT_EQ(parse_error(with_line(5, "checkpoint = \"m\"\nvocab = \"v.txt\""), false),
+            "x.toml:6:9: model.vocab: a checkpoint brings its own vocabulary; model.vocab is for preset = \"tiny\"");
+  EXPECT_EQ(parse_error(with_line(5, "preset = \"tiny\"\npretrain = true\nvocab = \"v.txt\""), false),
+            "x.toml:7:9: model.vocab: pretrain = true trains the tiny base on the synthetic corpus and its vocabulary; "
+            "drop one of them");
+  EXPECT_EQ(parse_error(with_line(5, "preset = \"tiny\"\nvocab = \"/no/such/vocab.txt\"")),
+            "x.toml:6:9: model.vocab: '/no/such/vocab.txt' is neither a vocab.txt / tokenizer.json file nor a folder "
+            "holding one");
+  // --dry-run does not look for it; the id then carries it.
+  auto trials = expand(parse_sweep_string(with_line(5, "preset = \"tiny\"\nvocab = \"models/x/vocab.txt\""), "x.toml", false));
+  EXPECT_EQ(trials.at(0).params.at("model.vocab"), "models/x/vocab.txt");
+}
+
 TEST(SweepValidation, MissingTables) {
   EXPECT_EQ(parse_error("[model]\npreset = \"tiny\"\n"),
             "x.toml: grid: missing table [grid]: it needs at least method = [...] and dataset = [...]");
