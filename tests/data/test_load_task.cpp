@@ -97,7 +97,7 @@ TEST(LoadTask, RealTasksNeedAPathAndAVocabulary) {
   spec.name = "sst2";
   expect_input_error([&] { load_task(spec); }, {"sst2", "path"});
   spec.path = dir.path().string();
-  expect_input_error([&] { load_task(spec); }, {"sst2", "vocab_path"});
+  expect_input_error([&] { load_task(spec); }, {"sst2", "model.vocab"});
   write_vocab(dir, {"good", "bad", "film"});
   spec.vocab_path = dir / "vocab.txt";
   const Task t = load_task(spec);
