@@ -17,6 +17,7 @@ struct ClassificationBatch {
   torch::Tensor labels;    // [b] int64
   torch::Tensor contrast;  // [b] bool, undefined when the data has no contrast flags
   int64_t global_size = 0; // rows of the global batch (= b outside data parallelism)
+  int64_t tokens = 0;      // non-padding tokens of these rows (known on the host)
 
   int64_t size() const { return ids.size(0); }
 };

@@ -6,6 +6,17 @@
 
 namespace peft::train {
 
+TaskSource::TaskSource(const data::Task& task, torch::Device device) : task_(task) {
+  if (task_.kind == data::TaskKind::Classification) {
+    train_cls_ = task_.train_cls;  // shares the host tensors; on CPU nothing is copied
+    if (!device.is_cpu()) {
+      train_cls_.ids = train_cls_.ids.to(device);
+      train_cls_.mask = train_cls_.mask.to(device);
+      train_cls_.labels = train_cls_.labels.to(device);
+    }
+  }
+}
+
 TaskKind TaskSource::kind() const {
   return task_.kind == data::TaskKind::Classification ? TaskKind::Classification : TaskKind::MLM;
 }
@@ -37,11 +48,13 @@ Batch TaskSource::train_batch(int64_t epoch, int64_t index, int64_t batch_size, 
   auto shard = epoch_->shard(index, rank);
   Batch b;
   if (task_.kind == data::TaskKind::Classification) {
-    auto cb = data::gather_batch(task_.train_cls, shard);
+    auto cb = data::gather_batch(train_cls_, shard);
     b.ids = cb.ids;
     b.mask = cb.mask;
     b.labels = cb.labels;
     b.contrast = cb.contrast;
+    b.count = cb.size();
+    b.tokens = cb.tokens;
   } else {
     auto blocks = data::gather_blocks(task_.train_mlm, shard.indices);
     // Fresh masks every step, reproducible from (seed, epoch, step, shard offset).
@@ -51,6 +64,8 @@ Batch TaskSource::train_batch(int64_t epoch, int64_t index, int64_t batch_size, 
     b.ids = masked.input_ids;
     b.labels = masked.labels;
     b.mask = torch::ones_like(b.ids);
+    b.count = (b.labels != -100).sum().item<int64_t>();
+    b.tokens = b.ids.numel();
   }
   return b;
 }

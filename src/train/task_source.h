@@ -12,7 +12,10 @@ namespace peft::train {
 
 class TaskSource : public BatchSource {
  public:
-  explicit TaskSource(const data::Task& task) : task_(task) {}
+  /// Classification splits are gathered on `device`: the training split is copied there once,
+  /// so a step moves a few indices instead of the batch. MLM batches (masked on the host) and
+  /// evaluation batches are host tensors.
+  explicit TaskSource(const data::Task& task, torch::Device device = torch::kCPU);
   TaskKind kind() const override;
   int64_t train_examples() const override;
   int64_t batches_per_epoch(int64_t batch_size) const override;
@@ -21,6 +24,7 @@ class TaskSource : public BatchSource {
 
  private:
   const data::Task& task_;
+  data::ClassificationData train_cls_;  // task_.train_cls with ids / mask / labels on the device
   std::optional<data::Epoch> epoch_;
   int64_t epoch_index_ = -1, epoch_batch_ = -1;
   int epoch_dp_ = -1;

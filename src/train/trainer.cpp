@@ -168,12 +168,12 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       }
       const auto ts = Clock::now();
       Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
-      // Counted on the host copy of the batch (no device sync): examples, or masked tokens for
-      // MLM. The gradients are divided by the global count after the all-reduce, so they are
+      // Counted on the host (no device sync): examples, or masked tokens for MLM. The gradients are divided by the global count after the all-reduce, so they are
       // the global-batch mean whatever each rank's share.
-      const double local_count = kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
-                                                                   : (b.labels != -100).sum().item<double>();
-      const int64_t local_tokens = b.mask.sum().item<int64_t>();
+      const double local_count = b.count >= 0 ? static_cast<double>(b.count)
+                                 : kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
+                                                                     : (b.labels != -100).sum().item<double>();
+      const int64_t local_tokens = b.tokens >= 0 ? b.tokens : b.mask.sum().item<int64_t>();
       b.ids = b.ids.to(device_, /*non_blocking=*/true);
       b.mask = b.mask.to(device_, true);
       b.labels = b.labels.to(device_, true);

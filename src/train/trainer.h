@@ -33,6 +33,10 @@ enum class TaskKind { Classification, MLM };
 struct Batch {
   torch::Tensor ids, mask, labels;
   torch::Tensor contrast;  // optional bool [b]: synthetic contrast-clause examples
+  // Known on the host, so the trainer never reads batch values back from a device; -1 =
+  // unknown (the trainer counts from the tensors, which must then be on the CPU).
+  int64_t count = -1;      // examples (classification) or masked tokens (MLM)
+  int64_t tokens = -1;     // non-padding tokens
 };
 
 class BatchSource {

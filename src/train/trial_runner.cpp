@@ -253,7 +253,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
         throw_input("model.vocab: '{}' is neither a vocab.txt / tokenizer.json file nor a folder holding one", spec.model.vocab);
     }
     const data::Task& task = cached_task(task_spec(spec, vocab_path));
-    TaskSource source(task);
+    TaskSource source(task, device);
     const TaskKind kind = source.kind();
     const auto heads = heads_for(kind);
 

@@ -124,6 +124,8 @@ TEST(GatherBatch, RowsNarrowedToTheLongestInTheBatch) {
   EXPECT_EQ(b.contrast.scalar_type(), torch::kBool);
   EXPECT_EQ(b.contrast.to(torch::kInt64).sum().item<int64_t>(), 2);  // rows 3 and 0
   EXPECT_EQ(b.global_size, 3);
+  EXPECT_EQ(b.tokens, d.lengths.index_select(0, idx).sum().item<int64_t>());  // counted on the host
+  EXPECT_EQ(b.tokens, b.mask.sum().item<int64_t>());
   // The source is untouched (no aliasing writes).
   b.ids.fill_(-1);
   EXPECT_EQ(d.ids.min().item<int64_t>(), 0);
