@@ -5,6 +5,8 @@
 //   nf4        NF4 dequantization vs copying the fp32 weight; NF4 linear vs dense linear
 //   step       one training step of the trainer vs the eager loop (mean loss, backward,
 //              clip_grad_norm_, AdamW, loss.item()), LoRA r=8 on q_lin,v_lin
+//   allreduce  (under mpirun, ≥ 2 ranks) one all-reduce of the flat gradient buffer vs one
+//              per parameter tensor, through the communicator the trainer uses
 //
 // Tests only check that it runs (--quick); the figures are for people, not thresholds.
 #include <algorithm>
@@ -20,7 +22,10 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <mpi.h>
+
 #include "adapters/method.h"
+#include "dist/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
 #include "model/distilbert.h"
@@ -258,12 +263,56 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
     std::cout << fmt::format("peak device memory: trainer {:.1f} MB, eager {:.1f} MB\n", trainer_peak / 1e6, eager_peak / 1e6);
 }
 
+void bench_allreduce(const Options& o, const model::DistilBertConfig& c) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) MPI_Init(nullptr, nullptr);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  auto comm = dist::make_communicator(MPI_COMM_WORLD, o.device, /*group_shares_gpu=*/false);
+  if (rank == 0)
+    std::cout << "\n== allreduce: " << size << " ranks, " << comm->backend() << ", " << o.device.str() << " (median of "
+              << o.repeats << ")\n"
+              << fmt::format("{:<28} {:>8} {:>12} {:>14} {:>10} {:>12}\n", "gradients", "tensors", "params", "per tensor ms",
+                             "flat ms", "tensor/flat");
+  if (size < 2 && rank == 0) std::cout << "(one rank: the collectives are no-ops; run under mpirun -np 2 or more)\n";
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(o.device);
+  for (const auto& [name, shapes] : std::vector<std::pair<std::string, Shapes>>{
+           {"lora r=8 q,v + head", lora_shapes(c, 8)}, {"full (every weight)", full_shapes(c)}}) {
+    int64_t total = 0;
+    for (const auto& sh : shapes) total += numel(sh);
+    auto flat = torch::ones({total}, f32);
+    std::vector<torch::Tensor> views;
+    int64_t off = 0;
+    for (const auto& sh : shapes) views.push_back(flat.narrow(0, off, numel(sh)).view(sh)), off += numel(sh);
+    auto timed = [&](const std::function<void()>& fn) {
+      return median_ms([&] { MPI_Barrier(MPI_COMM_WORLD); fn(); }, o.repeats, o.device);
+    };
+    const double t_each = timed([&] { for (auto& v : views) comm->allreduce_sum(v); });
+    const double t_flat = timed([&] { comm->allreduce_sum(flat); });
+    if (rank == 0)
+      std::cout << fmt::format("{:<28} {:>8} {:>12} {:>14.3f} {:>10.3f} {:>12.2f}\n", name, shapes.size(), total, t_each, t_flat,
+                               t_each / t_flat);
+  }
+  // Correctness of the sliced path: 2.5 slices and an odd tail, each rank adding rank + 1.
+  const int64_t n = (int64_t{5} << 20) / 2 + 3;
+  auto check = torch::full({n}, static_cast<float>(rank + 1), f32);
+  comm->allreduce_sum(check);
+  const double expected = size * (size + 1) / 2.0;
+  const bool ok = check.eq(expected).all().item<bool>();
+  if (rank == 0) std::cout << fmt::format("sums {} over {} floats\n", ok ? "checked" : "WRONG", n);
+  comm.reset();
+  if (!initialized) MPI_Finalize();
+  if (!ok) throw std::runtime_error("all-reduce gave a wrong sum");
+}
+
 int run(const std::vector<std::string>& args) {
   Options o;
   std::string device = "auto", shape = "base";
   cli::po::options_description desc("peft-bench options");
   desc.add_options()
-      ("what", cli::po::value(&o.what)->default_value("all"), "all | optimizer | nf4 | step")
+      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, step) | optimizer | nf4 | step | allreduce (under mpirun)")
       ("device", cli::po::value(&device)->default_value("auto"), "auto | cpu | cuda")
       ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
       ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
@@ -273,18 +322,20 @@ int run(const std::vector<std::string>& args) {
   pos.add("what", 1);
   cli::po::variables_map vm;
   if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|step] [options]", args, desc, vm, &pos)) return 0;
-  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step")
-    throw_input("expected all, optimizer, nf4 or step, found \"{}\"", o.what);
+  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step" && o.what != "allreduce")
+    throw_input("expected all, optimizer, nf4, step or allreduce, found \"{}\"", o.what);
   if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
   if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
   if (o.quick) shape = "tiny", o.repeats = std::min(o.repeats, 2), o.steps = std::min(o.steps, 2);
   o.device = train::resolve_device(device);
   torch::set_num_threads(train::threads_per_rank(1));
   const auto config = shape == "base" ? model::DistilBertConfig{} : model::DistilBertConfig::tiny(1000);
-  std::cout << cli::version_banner() << ", " << torch::get_num_threads() << " threads, shape " << shape << "\n";
+  if (o.what != "allreduce")  // (every rank would print it)
+    std::cout << cli::version_banner() << ", " << torch::get_num_threads() << " threads, shape " << shape << "\n";
   if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
   if (o.what == "all" || o.what == "nf4") bench_nf4(o, config);
   if (o.what == "all" || o.what == "step") bench_step(o, config);
+  if (o.what == "allreduce") bench_allreduce(o, config);
   return 0;
 }
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <torch/torch.h>
 
 #include "dist/communicator.h"
@@ -19,11 +20,11 @@ class MpiCommunicator : public Communicator {
       // Staging buffer allocated once and reused.
       if (!host_.defined() || host_.numel() != flat.numel()) host_ = torch::empty({flat.numel()}, torch::kFloat32).pin_memory();
       host_.copy_(flat);
-      PEFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host_.data_ptr<float>(), static_cast<int>(host_.numel()), MPI_FLOAT, MPI_SUM, comm_));
+      reduce_host(host_.data_ptr<float>(), host_.numel());
       flat.copy_(host_);
       return;
     }
-    PEFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flat.data_ptr<float>(), static_cast<int>(flat.numel()), MPI_FLOAT, MPI_SUM, comm_));
+    reduce_host(flat.data_ptr<float>(), flat.numel());
   }
   double allreduce_sum(double v) override {
     if (size_ == 1) return v;
@@ -36,6 +37,18 @@ class MpiCommunicator : public Communicator {
   std::string backend() const override { return "mpi"; }
 
  private:
+  /// In-place sum over the group, in slices of kSlice floats (4 MiB). OpenMPI allocates a
+  /// temporary as large as the message on every call, so one 268 MB all-reduce (full
+  /// fine-tuning of distilbert-base) page-faulted through a fresh buffer each step: 856 ms on 2
+  /// ranks, against 45.6 ms in 4 MiB slices (64 MiB slices: 1082 ms). `peft-bench allreduce`
+  /// measures it. Still a few collectives on contiguous memory, never one per parameter.
+  void reduce_host(float* data, int64_t n) {
+    for (int64_t begin = 0; begin < n; begin += kSlice) {
+      const int count = static_cast<int>(std::min<int64_t>(kSlice, n - begin));
+      PEFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + begin, count, MPI_FLOAT, MPI_SUM, comm_));
+    }
+  }
+  static constexpr int64_t kSlice = int64_t{1} << 20;
   static void check_buffer(const torch::Tensor& t) {
     if (t.scalar_type() != torch::kFloat32 || !t.is_contiguous())
       throw std::logic_error("MpiCommunicator: the gradient buffer must be contiguous fp32");
