@@ -257,14 +257,21 @@ def _finish(fig, path, nlegend_rows=1):
     plt.close(fig)
 
 
-def fig_quality_vs_params(df, path):
-    ok = usable(df)
-    datasets = sorted(ok.dataset.unique())
+def _panels(trials):
+    """One axis per data set of `trials`: (fig, axes, [(ax, data set, its trials)]), or None."""
+    datasets = sorted(trials.dataset.unique())
     if not datasets:
         return None
     fig, axes = _grid(len(datasets))
-    for ax, ds in zip(axes, datasets):
-        d = ok[ok.dataset == ds]
+    return fig, axes, [(ax, ds, trials[trials.dataset == ds]) for ax, ds in zip(axes, datasets)]
+
+
+def fig_quality_vs_params(df, path):
+    panels = _panels(usable(df))
+    if panels is None:
+        return None
+    fig, axes, per_dataset = panels
+    for ax, ds, d in per_dataset:
         col, label, hi = quality(ds, df)
         ms = ordered_methods(d.method)
         for i, m in enumerate(ms):
@@ -296,13 +303,11 @@ def _mean_std(d, by, col):
 
 
 def fig_quality_vs_rank(df, path):
-    ok = usable(df)
-    datasets = sorted(ok.dataset.unique())
-    if not datasets:
+    panels = _panels(usable(df))
+    if panels is None:
         return None
-    fig, axes = _grid(len(datasets))
-    for ax, ds in zip(axes, datasets):
-        d = ok[ok.dataset == ds]
+    fig, axes, per_dataset = panels
+    for ax, ds, d in per_dataset:
         col, label, _ = quality(ds, df)
         ranks = sorted(d[d.method.isin(RANKED_METHODS)]["rank"].unique())
         ranked = [m for m in ordered_methods(d.method) if m in RANKED_METHODS]
@@ -342,12 +347,10 @@ def fig_quality_vs_sparsity(df, path):
     ok = ok[ok.method == "sparse_lora"]
     if ok.empty or "adapter_sparsity" not in ok:
         return None
-    datasets = sorted(ok.dataset.unique())
-    fig, axes = _grid(len(datasets))
+    fig, axes, per_dataset = _panels(ok)
     cmap = plt.get_cmap("viridis")
     ranks = sorted(ok["rank"].unique())
-    for ax, ds in zip(axes, datasets):
-        d = ok[ok.dataset == ds]
+    for ax, ds, d in per_dataset:
         col, label, _ = quality(ds, df)
         for i, r in enumerate(ranks):
             dr = d[d["rank"] == r]

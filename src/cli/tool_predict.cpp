@@ -7,6 +7,7 @@
 #include "cli/cli_common.h"
 #include "cli/tools.h"
 #include "core/error.h"
+#include "core/vocab_path.h"
 #include "model/checkpoint.h"
 #include "text/wordpiece.h"
 
@@ -23,7 +24,7 @@ int tool_predict(const std::vector<std::string>& args) {
       "max-length", po::value(&max_length)->default_value(128), "truncation length");
   po::variables_map vm;
   if (!parse_args("peft-tool predict", "peft-tool predict --model DIR [--adapter DIR] [--text \"…\"]", args, desc, vm)) return 0;
-  const std::string vocab = model::find_vocab(model_dir);
+  const std::string vocab = find_vocab(model_dir);
   if (vocab.empty()) throw_input("{}: no vocab.txt or tokenizer.json", model_dir);
   auto tok = text::WordPieceTokenizer::from_file(vocab);
   model::LoadOptions lo;

@@ -13,6 +13,7 @@
 #include "config/parse_sections.h"
 #include "config/sweep_spec.h"
 #include "core/error.h"
+#include "core/vocab_path.h"
 
 namespace peft {
 namespace config_detail {
@@ -95,16 +96,6 @@ void read_sweep(const toml::table* table, SweepSpec& spec, Context& ctx) {
   r.finish();
 }
 
-/// vocab.txt or tokenizer.json inside `dir`, or "" (the model layer's find_vocab, without
-/// linking it into the config layer).
-std::string model_vocab_in(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  for (const char* name : {"vocab.txt", "tokenizer.json"})
-    if (fs::is_regular_file(fs::path(dir) / name, ec)) return (fs::path(dir) / name).string();
-  return "";
-}
-
 void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
   if (!table) {
     ctx.errors.general("model", "missing table [model]: set checkpoint = \"<Hugging Face folder>\" or "
@@ -125,8 +116,6 @@ void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
                   "pretraining is for preset = \"tiny\" only (a checkpoint is already trained)");
   r.get("pretrain_steps", m.pretrain_steps, IntRange::at_least(1));
   if (const toml::node* n = r.node("vocab"); n && r.get("vocab", m.vocab)) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
     if (r.node("checkpoint"))
       ctx.errors.at(*n, "model.vocab", "a checkpoint brings its own vocabulary; model.vocab is for preset = \"tiny\"");
     else if (m.pretrain)
@@ -134,7 +123,7 @@ void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
                     "pretrain = true trains the tiny base on the synthetic corpus and its vocabulary; drop one of them");
     else if (m.vocab.empty())
       ctx.errors.at(*n, "model.vocab", "expected a vocab.txt or tokenizer.json (or a folder with one), found \"\"");
-    else if (ctx.check_paths && !fs::is_regular_file(m.vocab, ec) && model_vocab_in(m.vocab).empty())
+    else if (ctx.check_paths && resolve_vocab(m.vocab).empty())
       ctx.errors.at(*n, "model.vocab",
                     fmt::format("'{}' is neither a vocab.txt / tokenizer.json file nor a folder holding one", m.vocab));
   }

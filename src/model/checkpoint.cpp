@@ -125,12 +125,4 @@ void save_pretrained(DistilBert& model, const std::string& dir) {
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 }
 
-std::string find_vocab(const std::string& dir) {
-  for (const char* name : {"vocab.txt", "tokenizer.json"}) {
-    auto p = fs::path(dir) / name;
-    if (fs::exists(p)) return p.string();
-  }
-  return "";
-}
-
 }  // namespace peft::model

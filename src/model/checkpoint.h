@@ -28,7 +28,5 @@ std::shared_ptr<DistilBert> load_pretrained(const std::string& dir, const LoadOp
 LoadReport load_weights(DistilBert& model, const std::string& file, const LoadOptions& opts);
 /// Writes config.json and model.safetensors (tied vocab_projector.weight omitted, as HF does).
 void save_pretrained(DistilBert& model, const std::string& dir);
-/// The tokenizer vocabulary of a checkpoint folder: vocab.txt, else tokenizer.json; "" if none.
-std::string find_vocab(const std::string& dir);
 
 }  // namespace peft::model

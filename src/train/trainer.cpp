@@ -71,7 +71,6 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
       p.set_data(values);
       p.mutable_grad() = grads_.narrow(0, offset, p.numel()).view(p.sizes());
       offset += p.numel();
-      trainable_.push_back(p);
     }
     ag.numel = offset - ag.offset;
     if (ag.numel > 0) adam_groups.push_back(ag);
@@ -242,10 +241,11 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       }
       if (eval_now) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
     }
-    const auto tr = Clock::now();
-    const bool ok = stats.diverged || read_losses();
-    train_time += seconds_since(tr);
-    if (!ok) break;
+    if (!stats.diverged) {  // losses of the epoch's last steps (sets stats.diverged if one is bad)
+      const auto tr = Clock::now();
+      read_losses();
+      train_time += seconds_since(tr);
+    }
     if (stats.diverged || stats.interrupted) break;
     if (eval_every <= 0 || step == total) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
   }

@@ -125,7 +125,6 @@ class Trainer {
   torch::Tensor flat_params_;                // every trainable parameter is a view into it
   torch::Tensor flat_grad_;                  // [gradients..., loss sum, count]: one all-reduce
   torch::Tensor grads_, loss_slot_, count_slot_, clip_scale_;  // views / scratch of the above
-  std::vector<torch::Tensor> trainable_;
   EvalResult last_eval_;
   const std::vector<Batch>* eval_host_ = nullptr;
   std::vector<Batch> eval_device_;

@@ -19,6 +19,7 @@
 #include "adapters/peft_config.h"
 #include "adapters/peft_io.h"
 #include "core/error.h"
+#include "core/vocab_path.h"
 #include "core/memory.h"
 #include "data/dataset.h"
 #include "data/synthetic_lexicon.h"
@@ -249,12 +250,12 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     if (!tiny && spec.model.checkpoint.empty()) throw_input("trial {}: model needs a checkpoint or preset = \"tiny\"", spec.id);
     std::string vocab_path;
     if (!tiny) {
-      vocab_path = model::find_vocab(spec.model.checkpoint);
+      vocab_path = find_vocab(spec.model.checkpoint);
       if (vocab_path.empty()) throw_input("{}: no vocab.txt or tokenizer.json in the checkpoint folder", spec.model.checkpoint);
     } else if (!spec.model.vocab.empty()) {
       // The tiny model's vocabulary (and embedding size) for every data set, as a checkpoint's.
-      vocab_path = fs::is_directory(spec.model.vocab) ? model::find_vocab(spec.model.vocab) : spec.model.vocab;
-      if (vocab_path.empty() || !fs::is_regular_file(vocab_path))
+      vocab_path = resolve_vocab(spec.model.vocab);
+      if (vocab_path.empty())
         throw_input("model.vocab: '{}' is neither a vocab.txt / tokenizer.json file nor a folder holding one", spec.model.vocab);
     }
     const data::Task& task = cached_task(task_spec(spec, vocab_path));

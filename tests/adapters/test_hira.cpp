@@ -8,6 +8,7 @@
 
 #include "adapters/hira.h"
 #include "adapters/lora.h"
+#include "adapter_test_util.h"
 #include "core/error.h"
 
 using namespace peft;
@@ -15,12 +16,7 @@ using namespace peft::adapters;
 
 namespace {
 
-std::shared_ptr<model::DenseLinear> dense(int64_t in, int64_t out, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto d = std::make_shared<model::DenseLinear>(in, out);
-  for (auto& p : d->parameters()) p.set_requires_grad(false);
-  return d;
-}
+using peft::testing::frozen_dense;
 
 void randomise(HiraLinear& h, uint64_t seed) {
   torch::NoGradGuard g;
@@ -43,7 +39,7 @@ int64_t numerical_rank(const torch::Tensor& m) {
 }  // namespace
 
 TEST(Hira, InitAndPeftNames) {
-  auto base = dense(40, 24, 1);
+  auto base = frozen_dense(40, 24, 1);
   HiraLinear h(base, {6, 1.0, 0.0});
   EXPECT_EQ(h.hira_A().sizes(), (std::vector<int64_t>{6, 40}));
   EXPECT_EQ(h.hira_B().sizes(), (std::vector<int64_t>{24, 6}));
@@ -58,7 +54,7 @@ TEST(Hira, InitAndPeftNames) {
 }
 
 TEST(Hira, ForwardEqualsFormula) {
-  auto base = dense(24, 20, 2);
+  auto base = frozen_dense(24, 20, 2);
   for (double scale : {1.0, 50.0}) {
     HiraLinear h(base, {4, scale, 0.0});
     randomise(h, 3);
@@ -71,7 +67,7 @@ TEST(Hira, ForwardEqualsFormula) {
 }
 
 TEST(Hira, GradientsMatchAutogradOnPlainFormula) {
-  auto base = dense(18, 12, 4);
+  auto base = frozen_dense(18, 12, 4);
   HiraLinear h(base, {3, 2.0, 0.0});
   randomise(h, 5);
   auto x = torch::randn({6, 18});
@@ -86,7 +82,7 @@ TEST(Hira, GradientsMatchAutogradOnPlainFormula) {
 }
 
 TEST(Hira, GradientsMatchFiniteDifferences) {
-  auto base = dense(8, 6, 6);
+  auto base = frozen_dense(8, 6, 6);
   HiraLinear h(base, {2, 1.0, 0.0});
   randomise(h, 7);
   h.to(torch::kFloat64);
@@ -111,7 +107,7 @@ TEST(Hira, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Hira, MergeAndUnmerge) {
-  auto base = dense(32, 16, 8);
+  auto base = frozen_dense(32, 16, 8);
   const auto w0 = base->weight_param().clone();
   HiraLinear h(base, {4, 3.0, 0.0});
   randomise(h, 9);
@@ -127,7 +123,7 @@ TEST(Hira, MergeAndUnmerge) {
 
 TEST(Hira, UpdateRankExceedsR) {
   const int64_t r = 4;
-  auto base = dense(48, 40, 10);
+  auto base = frozen_dense(48, 40, 10);
   HiraLinear h(base, {r, 1.0, 0.0});
   randomise(h, 11);
   LoraLinear l(base, {r, 8.0, 0.0, false});
@@ -141,7 +137,7 @@ TEST(Hira, UpdateRankExceedsR) {
 }
 
 TEST(Hira, SavedTensorsFoldTheScaleSoPeftComputesTheSame) {
-  auto base = dense(12, 10, 12);
+  auto base = frozen_dense(12, 10, 12);
   HiraLinear h(base, {2, 5.0, 0.0});
   randomise(h, 13);
   auto t = h.peft_tensors();

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "adapters/lora.h"
+#include "adapter_test_util.h"
 #include "core/error.h"
 
 using namespace peft;
@@ -12,12 +13,7 @@ using namespace peft::adapters;
 
 namespace {
 
-std::shared_ptr<model::DenseLinear> dense(int64_t in, int64_t out, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto d = std::make_shared<model::DenseLinear>(in, out);
-  for (auto& p : d->parameters()) p.set_requires_grad(false);
-  return d;
-}
+using peft::testing::frozen_dense;
 
 /// Random B so that the update is not zero (B starts at zero).
 void randomise(LoraLinear& l, uint64_t seed) {
@@ -48,7 +44,7 @@ class OpaqueLinear : public model::LinearBase {
 }  // namespace
 
 TEST(Lora, InitIsKaimingUniformAAndZeroB) {
-  auto base = dense(48, 20, 1);
+  auto base = frozen_dense(48, 20, 1);
   torch::manual_seed(7);
   LoraLinear l(base, {8, 16, 0.0, false});
   EXPECT_EQ(l.lora_A().sizes(), (std::vector<int64_t>{8, 48}));
@@ -67,13 +63,13 @@ TEST(Lora, InitIsKaimingUniformAAndZeroB) {
 }
 
 TEST(Lora, ScalingIsAlphaOverRankOrRsLora) {
-  auto base = dense(16, 16, 2);
+  auto base = frozen_dense(16, 16, 2);
   EXPECT_DOUBLE_EQ(LoraLinear(base, {8, 16, 0.0, false}).scaling(), 2.0);
   EXPECT_DOUBLE_EQ(LoraLinear(base, {4, 16, 0.0, true}).scaling(), 8.0);
 }
 
 TEST(Lora, NamesFollowPeft) {
-  LoraLinear l(dense(16, 12, 3), {4, 8, 0.0, false});
+  LoraLinear l(frozen_dense(16, 12, 3), {4, 8, 0.0, false});
   auto names = l.named_parameters().keys();
   EXPECT_EQ(names, (std::vector<std::string>{"base_layer.weight", "base_layer.bias", "lora_A.weight", "lora_B.weight"}));
   auto t = l.peft_tensors();
@@ -83,7 +79,7 @@ TEST(Lora, NamesFollowPeft) {
 }
 
 TEST(Lora, ForwardEqualsFormula) {
-  auto base = dense(24, 18, 4);
+  auto base = frozen_dense(24, 18, 4);
   LoraLinear l(base, {4, 12, 0.0, false});
   randomise(l, 5);
   auto x = torch::randn({2, 7, 24});
@@ -96,7 +92,7 @@ TEST(Lora, ForwardEqualsFormula) {
 }
 
 TEST(Lora, GradientsMatchAutogradOnPlainFormula) {
-  auto base = dense(20, 14, 6);
+  auto base = frozen_dense(20, 14, 6);
   LoraLinear l(base, {3, 6, 0.0, false});
   randomise(l, 7);
   auto x = torch::randn({5, 20});
@@ -112,7 +108,7 @@ TEST(Lora, GradientsMatchAutogradOnPlainFormula) {
 }
 
 TEST(Lora, GradientsMatchFiniteDifferences) {
-  auto base = dense(9, 7, 8);
+  auto base = frozen_dense(9, 7, 8);
   LoraLinear l(base, {2, 4, 0.0, false});
   randomise(l, 9);
   l.to(torch::kFloat64);
@@ -138,7 +134,7 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Lora, MergeAndUnmerge) {
-  auto base = dense(32, 24, 10);
+  auto base = frozen_dense(32, 24, 10);
   const auto w0 = base->weight_param().clone();
   LoraLinear l(base, {4, 8, 0.0, false});
   randomise(l, 11);
@@ -157,7 +153,7 @@ TEST(Lora, MergeAndUnmerge) {
 }
 
 TEST(Lora, DropoutOnlyOnTheAdapterPathAndOnlyInTraining) {
-  auto base = dense(64, 32, 12);
+  auto base = frozen_dense(64, 32, 12);
   LoraLinear l(base, {4, 8, 0.5, false});
   randomise(l, 13);
   auto x = torch::randn({8, 64});
@@ -176,7 +172,7 @@ TEST(Lora, DropoutOnlyOnTheAdapterPathAndOnlyInTraining) {
 }
 
 TEST(Lora, WorksOnAnyLinearBaseButMergesOnlyDense) {
-  auto d = dense(16, 8, 14);
+  auto d = frozen_dense(16, 8, 14);
   LoraLinear l(std::make_shared<OpaqueLinear>(d), {2, 4, 0.0, false});
   randomise(l, 15);
   auto x = torch::randn({3, 16});
@@ -186,7 +182,7 @@ TEST(Lora, WorksOnAnyLinearBaseButMergesOnlyDense) {
 }
 
 TEST(Lora, LoadChecksShapesAndNamesTheTensor) {
-  LoraLinear l(dense(16, 8, 16), {2, 4, 0.0, false});
+  LoraLinear l(frozen_dense(16, 8, 16), {2, 4, 0.0, false});
   std::map<std::string, torch::Tensor> t{{"lora_A.weight", torch::ones({2, 16})}, {"lora_B.weight", torch::ones({8, 3})}};
   try {
     l.load_peft_tensors(t, "x.q_lin.");
@@ -202,7 +198,7 @@ TEST(Lora, LoadChecksShapesAndNamesTheTensor) {
 }
 
 TEST(Lora, OptionsAreValidated) {
-  auto base = dense(8, 8, 17);
+  auto base = frozen_dense(8, 8, 17);
   EXPECT_THROW(LoraLinear(base, {0, 8, 0.0, false}), InputError);
   EXPECT_THROW(LoraLinear(base, {2, -1, 0.0, false}), InputError);
   EXPECT_THROW(LoraLinear(base, {2, 8, 1.0, false}), InputError);

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "adapters/sparse_lora.h"
+#include "adapter_test_util.h"
 #include "core/error.h"
 
 using namespace peft;
@@ -13,15 +14,10 @@ using namespace peft::adapters;
 
 namespace {
 
-std::shared_ptr<model::DenseLinear> dense(int64_t in, int64_t out, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto d = std::make_shared<model::DenseLinear>(in, out);
-  for (auto& p : d->parameters()) p.set_requires_grad(false);
-  return d;
-}
+using peft::testing::frozen_dense;
 
 std::shared_ptr<SparseLoraLinear> make(int64_t in, int64_t out, int64_t r, const SparseOptions& s, uint64_t seed) {
-  auto l = std::make_shared<SparseLoraLinear>(dense(in, out, seed), LoraOptions{r, 2.0 * r, 0.0, false}, s);
+  auto l = std::make_shared<SparseLoraLinear>(frozen_dense(in, out, seed), LoraOptions{r, 2.0 * r, 0.0, false}, s);
   torch::NoGradGuard g;
   torch::manual_seed(seed + 100);
   l->lora_B().normal_();  // as after some training: B is zero at the start
