@@ -48,11 +48,13 @@ int run_single_trial(const std::vector<std::string>& args) {
       ("seed", po::value(&t.seed)->default_value(1), "seed")
       ("device", po::value(&t.train.device)->default_value("auto"), "auto | cpu | cuda")
       ("optimizer", po::value(&t.train.optimizer)->default_value("adamw"), "adamw | paged_adamw (AdamW states in host memory)")
+      ("precision", po::value(&t.train.precision)->default_value("auto"), "auto | fp32 | bf16 (bf16 on CPU: CPU autocast)")
       ("save-adapter", po::value(&t.train.adapter_dir), "save the trained adapter (PEFT layout) under DIR/<trial id>");
   po::variables_map vm;
   if (!parse_args("peft-sweep trial", "peft-sweep trial [--sweep ONE_TRIAL.toml | --method M --dataset D …]", args, desc, vm)) return 0;
   if (!sweep_file.empty()) {
     auto spec = parse_sweep_file(sweep_file);
+    spec.train.precision = train::resolve_precision(spec.train.precision, spec.train.device);  // before the id
     auto trials = expand(spec);
     if (trials.size() != 1) throw_input("{}: expands to {} trials; `peft-sweep trial` runs exactly one (use peft-sweep for a sweep)", sweep_file, trials.size());
     t = trials[0];
@@ -66,6 +68,7 @@ int run_single_trial(const std::vector<std::string>& args) {
     one_of("dataset", t.dataset.name, known_datasets());
     one_of("device", t.train.device, {"auto", "cpu", "cuda"});
     one_of("optimizer", t.train.optimizer, {"adamw", "paged_adamw"});
+    one_of("precision", t.train.precision, {"auto", "fp32", "bf16"});
     if (t.model.checkpoint.empty() && t.model.preset.empty()) t.model.preset = "tiny";
     if (!t.model.vocab.empty() && !t.model.checkpoint.empty())
       throw_input("--vocab: a checkpoint brings its own vocabulary; --vocab is for the tiny preset");
@@ -73,6 +76,7 @@ int run_single_trial(const std::vector<std::string>& args) {
     t.train.save_adapter = !t.train.adapter_dir.empty();
     t.id = "cli";
   }
+  t.train.precision = train::resolve_precision(t.train.precision, t.train.device);  // as the sweep driver does
   torch::set_num_threads(train::threads_per_rank(1));  // as peft-sweep does for one rank
   train::RunContext ctx;
   const bool tty = isatty(STDERR_FILENO);

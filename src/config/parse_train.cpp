@@ -45,9 +45,6 @@ void read_train(TableReader& r, TrainSettings& t, const Context& ctx) {
   r.get("optimizer", t.optimizer, {"adamw", "paged_adamw"});
   r.get("precision", t.precision, {"auto", "fp32", "bf16"});
   r.get("device", t.device, {"auto", "cpu", "cuda"});
-  if (const toml::node* n = r.node("precision"); n && t.precision == "bf16" && t.device == "cpu")
-    ctx.errors.at(*n, r.full_key("precision"),
-                  "bf16 needs a GPU, but train.device is \"cpu\" (use \"fp32\" or \"auto\")");
   r.get("inference_batch", t.inference_batch, IntRange::at_least(1));
   r.get("inference_repeats", t.inference_repeats, IntRange::at_least(1));
   r.get("save_adapter", t.save_adapter);

@@ -9,6 +9,8 @@
 #include <torch/nn/functional/normalization.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include "core/error.h"
 
@@ -58,6 +60,17 @@ torch::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim) {
 
 }  // namespace
 
+double lowest_finite(c10::ScalarType t) {
+  // transformers masks with torch.finfo(scores.dtype).min: the scores' own dtype, so the fill
+  // fits under bf16/fp16 autocast (float's lowest overflows bf16 and LibTorch throws).
+  switch (t) {
+    case torch::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case torch::kHalf: return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    case torch::kDouble: return std::numeric_limits<double>::lowest();
+    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
 Embeddings::Embeddings(const DistilBertConfig& c) : dropout(c.dropout) {
   word_embeddings = register_module(
       "word_embeddings", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
@@ -91,7 +104,7 @@ torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torc
   auto v = shape(v_lin->forward(x));
   auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, len, len]
   if (masked.defined())
-    scores = scores.masked_fill(masked, std::numeric_limits<float>::lowest());
+    scores = scores.masked_fill(masked, lowest_finite(scores.scalar_type()));
   auto weights = torch::softmax(scores, -1);
   weights = F::dropout(weights, F::DropoutFuncOptions().p(dropout).training(is_training()));
   auto context = torch::matmul(weights, v).transpose(1, 2).reshape({bs, len, dim});

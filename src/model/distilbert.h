@@ -20,6 +20,9 @@
 namespace peft::model {
 
 enum class Head { None, Classifier, MLM };
+/// The most negative finite value of a floating dtype (torch.finfo(t).min): the attention
+/// mask's fill, which must fit the scores' dtype under autocast.
+double lowest_finite(c10::ScalarType t);
 Head parse_head(const std::string& name);  // "none" | "classifier" | "mlm"
 std::string head_name(Head h);
 

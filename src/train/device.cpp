@@ -43,6 +43,17 @@ torch::Device resolve_device(const std::string& setting, int local_rank) {
   throw_input("train.device must be auto, cpu or cuda (found \"{}\")", setting);
 }
 
+std::string resolve_precision(const std::string& setting, const torch::Device& device) {
+  if (setting == "fp32" || setting == "bf16") return setting;
+  if (setting == "auto") return device.is_cuda() ? "bf16" : "fp32";
+  throw_input("train.precision must be auto, fp32 or bf16 (found \"{}\")", setting);
+}
+
+std::string resolve_precision(const std::string& setting, const std::string& device_setting) {
+  if (setting != "auto") return resolve_precision(setting, torch::Device(torch::kCPU));
+  return resolve_precision(setting, resolve_device(device_setting));
+}
+
 void reset_peak_memory(const torch::Device& device) {
   if (device.is_cuda()) {
 #ifdef PEFT_TORCH_HAS_CUDA

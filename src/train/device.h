@@ -14,6 +14,12 @@ torch::Device resolve_device(const std::string& setting, int local_rank = 0);
 /// affinity mask: mpirun binding, Slurm cpusets), at most its share of the node's CPUs.
 /// `peft-sweep` and `peft-sweep trial` both use it, so a trial gives the same numbers in both.
 int threads_per_rank(int ranks_on_node);
+/// train.precision as it will run: "auto" → "bf16" on a GPU, "fp32" on CPU; "fp32" and
+/// "bf16" as they are (bf16 runs on CPU through CPU autocast). Resolved before trial ids are
+/// formed, so an id names the numerics that ran.
+std::string resolve_precision(const std::string& setting, const torch::Device& device);
+/// The same from the settings, before a device is chosen (train.device as in the sweep).
+std::string resolve_precision(const std::string& setting, const std::string& device_setting);
 void reset_peak_memory(const torch::Device& device);
 int64_t peak_memory_bytes(const torch::Device& device);
 

@@ -5,10 +5,11 @@
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "model/autocast.h"
+#include "train/device.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
 
@@ -33,8 +34,7 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
                  MethodHooks hooks, GradSync& sync, torch::Device device, uint64_t seed)
     : model_(model), kind_(kind), groups_(std::move(groups)), settings_(std::move(settings)), hooks_(std::move(hooks)),
       sync_(sync), device_(device), seed_(seed) {
-  bf16_ = settings_.precision == "bf16" || (settings_.precision == "auto" && device_.is_cuda());
-  if (bf16_ && !device_.is_cuda()) throw_input("train.precision = \"bf16\" needs a GPU; use \"fp32\" on CPU");
+  bf16_ = resolve_precision(settings_.precision, device_) == "bf16";
   if (settings_.optimizer != "adamw" && settings_.optimizer != "paged_adamw")
     throw_input("train.optimizer: expected \"adamw\" or \"paged_adamw\", found \"{}\"", settings_.optimizer);
 
@@ -180,15 +180,8 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       flat_grad_.zero_();
       torch::Tensor loss;
       {
-        if (bf16_) {
-          at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-          at::autocast::set_enabled(true);
-        }
+        model::AutocastGuard autocast(device_, bf16_);  // left on no exception path
         loss = loss_sum(b);
-        if (bf16_) {
-          at::autocast::set_enabled(false);
-          at::autocast::clear_cache();
-        }
       }
       loss.backward();
       {
@@ -280,6 +273,7 @@ const std::vector<Batch>& Trainer::device_eval_batches(BatchSource& data) {
 
 EvalResult Trainer::evaluate(BatchSource& data) {
   torch::NoGradGuard no_grad;
+  model::AutocastGuard autocast(device_, bf16_);  // evaluation runs in the trial's precision
   model_.eval();
   EvalResult r;
   std::vector<int64_t> pred, labels;

@@ -121,9 +121,11 @@ TEST(SweepValidation, DefaultBatchNotAMultipleOfDp) {
             "x.toml:3:6: sweep.dp: the default train.batch_size 32 is not a multiple of 3: set train.batch_size");
 }
 
-TEST(SweepValidation, Bf16NeedsAGpu) {
-  EXPECT_EQ(parse_error(with_line(8, "lr = 0.001\ndevice = \"cpu\"\nprecision = \"bf16\"")),
-            "x.toml:10:13: train.precision: bf16 needs a GPU, but train.device is \"cpu\" (use \"fp32\" or \"auto\")");
+TEST(SweepValidation, Bf16OnCpuIsAccepted) {
+  // bf16 runs on the CPU through CPU autocast: no longer a validation error.
+  auto spec = parse_sweep_string(with_line(8, "lr = 0.001\ndevice = \"cpu\"\nprecision = \"bf16\""), "x.toml", false);
+  EXPECT_EQ(spec.train.precision, "bf16");
+  EXPECT_EQ(spec.train.device, "cpu");
 }
 
 TEST(SweepValidation, ChoicesSuggestTheClosest) {
