@@ -25,7 +25,7 @@
 #include <mpi.h>
 
 #include "adapters/method.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
 #include "model/distilbert.h"
@@ -270,7 +270,7 @@ void bench_allreduce(const Options& o, const model::DistilBertConfig& c) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  auto comm = dist::make_communicator(MPI_COMM_WORLD, o.device, /*group_shares_gpu=*/false);
+  auto comm = comm::make_communicator(MPI_COMM_WORLD, o.device, /*group_shares_gpu=*/false);
   if (rank == 0)
     std::cout << "\n== allreduce: " << size << " ranks, " << comm->backend() << ", " << o.device.str() << " (median of "
               << o.repeats << ")\n"

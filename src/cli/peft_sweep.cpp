@@ -9,7 +9,7 @@
 #include "cli/single_trial.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "dist/driver.h"
+#include "sweep/driver.h"
 
 namespace {
 
@@ -24,7 +24,7 @@ const char* kUsage =
 int sweep_main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   po::options_description desc("peft-sweep options");
-  peft::dist::SweepOptions o;
+  peft::sweep::SweepOptions o;
   desc.add_options()
       ("sweep", po::value(&o.sweep_path), "the TOML sweep file (default: the embedded demo sweep)")
       ("dry-run", po::bool_switch(&o.dry_run), "print the expanded trials and the rank group that takes each, then exit")
@@ -48,7 +48,7 @@ int sweep_main(int argc, char** argv) {
     if (world_rank == 0) std::cout << version_banner() << "\n";
     return 0;
   }
-  return peft::dist::run_sweep(o);
+  return peft::sweep::run_sweep(o);
 }
 
 }  // namespace
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         std::cout << "usage: peft-sweep merge OUT.h5 PART.h5 [PART.h5 …]\n";
         return args.empty() ? 2 : (args[0] == "--help" ? 0 : 2);
       }
-      return peft::dist::merge_results({args.begin() + 1, args.end()}, args[0]);
+      return peft::sweep::merge_results({args.begin() + 1, args.end()}, args[0]);
     });
   }
   int provided = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // Where data-parallel gradients are synchronised: the trainer calls this once per step with the
-// flat gradient buffer of the trainable parameters only. src/dist plugs an MPI or NCCL
+// flat gradient buffer of the trainable parameters only. src/comm plugs an MPI or NCCL
 // communicator in; a single process uses LocalGradSync (a no-op).
 #include <torch/types.h>
 

@@ -5,8 +5,8 @@
 
 #include <torch/torch.h>
 
-#include "dist/communicator.h"
-#include "dist/mpi_check.h"
+#include "comm/communicator.h"
+#include "comm/mpi_check.h"
 
 #ifdef PEFT_WITH_NCCL
 #include <cuda_runtime_api.h>
@@ -18,7 +18,7 @@
     cudaError_t peft_cuda_rc_ = (call);                                                                    \
     if (peft_cuda_rc_ != cudaSuccess)                                                                      \
       throw std::runtime_error(fmt::format("{}:{}: rank {}: {} failed: {}", __FILE__, __LINE__,             \
-                                           ::peft::dist::world_rank_or_minus1(), #call,                    \
+                                           ::peft::comm::world_rank_or_minus1(), #call,                    \
                                            cudaGetErrorString(peft_cuda_rc_)));                             \
   } while (0)
 
@@ -29,13 +29,13 @@
       char host_[256] = {0};                                                                               \
       gethostname(host_, sizeof(host_) - 1);                                                               \
       throw std::runtime_error(fmt::format("{}:{}: {} rank {}: {} failed: {}", __FILE__, __LINE__, host_,    \
-                                           ::peft::dist::world_rank_or_minus1(), #call,                    \
+                                           ::peft::comm::world_rank_or_minus1(), #call,                    \
                                            ncclGetErrorString(peft_nccl_rc_)));                             \
     }                                                                                                      \
   } while (0)
 #endif
 
-namespace peft::dist {
+namespace peft::comm {
 
 #ifdef PEFT_WITH_NCCL
 namespace {
@@ -139,4 +139,4 @@ std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, const torch::Devi
 }
 #endif
 
-}  // namespace peft::dist
+}  // namespace peft::comm

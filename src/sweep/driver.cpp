@@ -1,4 +1,4 @@
-#include "dist/driver.h"
+#include "sweep/driver.h"
 
 #include <mpi.h>
 #include <unistd.h>
@@ -18,14 +18,14 @@
 
 #include "config/sweep_spec.h"
 #include "core/error.h"
-#include "dist/communicator.h"
-#include "dist/mpi_check.h"
+#include "comm/communicator.h"
+#include "comm/mpi_check.h"
 #include "peft/version.h"
 #include "results/result_store.h"
 #include "train/device.h"
 #include "train/trial_runner.h"
 
-namespace peft::dist {
+namespace peft::sweep {
 namespace fs = std::filesystem;
 namespace {
 
@@ -140,6 +140,9 @@ int run_sweep(const SweepOptions& opt) {
     if (spec.output.empty()) throw_input("{}: sweep.output is not set and no --output was given", spec.origin);
     if (world_size % spec.dp != 0)
       throw_input("{}: sweep.dp = {} does not divide the {} MPI ranks (run with a multiple of dp ranks)", spec.origin, spec.dp, world_size);
+    // "auto" precision is resolved before the ids are formed (bf16 on a GPU, fp32 on CPU),
+    // so an id names the numerics that ran and a --resume on other hardware reruns it.
+    spec.train.precision = train::resolve_precision(spec.train.precision, spec.train.device);
     trials = expand(spec);
     if (!opt.shard.empty()) {
       int i = -1, n = 0;
@@ -227,10 +230,10 @@ int run_sweep(const SweepOptions& opt) {
   torch::set_num_threads(threads);
   const torch::Device device = train::resolve_device(spec.train.device, local_rank);
   const bool shares_gpu = device.is_cuda() && local_size > static_cast<int>(torch::cuda::device_count());
-  auto comm = make_communicator(group_comm, device, shares_gpu);
+  auto communicator = comm::make_communicator(group_comm, device, shares_gpu);
   if (world_rank == 0)
     spdlog::info("peft-sweep {} (LibTorch {}): {} ranks in {} groups of dp={}, {} threads per rank, device {}, {} backend; {} trials ({} already complete), {} scheduling → {}",
-                 PEFT_VERSION, TORCH_VERSION, world_size, groups, dp, threads, device.str(), comm->backend(), trials.size(),
+                 PEFT_VERSION, TORCH_VERSION, world_size, groups, dp, threads, device.str(), communicator->backend(), trials.size(),
                  trials.size() - pending.size(), spec.schedule, spec.output);
 
   // Dynamic scheduling: a shared counter on rank 0 (MPI one-sided fetch-and-add), so an idle
@@ -274,7 +277,7 @@ int run_sweep(const SweepOptions& opt) {
     if (idx < 0 || idx >= static_cast<int64_t>(pending.size())) break;
     const TrialSpec& t = pending[static_cast<std::size_t>(idx)];
     train::RunContext ctx;
-    ctx.sync = comm.get();
+    ctx.sync = communicator.get();
     ctx.local_rank = local_rank;
     ctx.stop = stop_requested;
     ctx.measure_inference = leader;
@@ -305,7 +308,7 @@ int run_sweep(const SweepOptions& opt) {
   part.reset();
   idle_barrier(MPI_COMM_WORLD);
   MPI_Win_free(&win);
-  comm.reset();
+  communicator.reset();
   int exit_code = 0;
   if (world_rank == 0) {
     try {
@@ -336,4 +339,4 @@ int merge_results(const std::vector<std::string>& parts, const std::string& out)
   return 0;
 }
 
-}  // namespace peft::dist
+}  // namespace peft::sweep

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-namespace peft::dist {
+namespace peft::sweep {
 
 struct SweepOptions {
   std::string sweep_path;        // empty: the embedded demo sweep
@@ -21,4 +21,4 @@ int run_sweep(const SweepOptions& options);
 /// Combines results files (job-array parts) into `out`.
 int merge_results(const std::vector<std::string>& parts, const std::string& out);
 
-}  // namespace peft::dist
+}  // namespace peft::sweep

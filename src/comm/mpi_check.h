@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace peft::dist {
+namespace peft::comm {
 
 inline std::string mpi_error_string(int code) {
   char buf[MPI_MAX_ERROR_STRING];
@@ -24,13 +24,13 @@ inline int world_rank_or_minus1() {
   return r;
 }
 
-}  // namespace peft::dist
+}  // namespace peft::comm
 
 #define PEFT_MPI_CHECK(call)                                                                        \
   do {                                                                                              \
     int peft_mpi_rc_ = (call);                                                                      \
     if (peft_mpi_rc_ != MPI_SUCCESS)                                                                \
       throw std::runtime_error(fmt::format("{}:{}: rank {}: {} failed: {}", __FILE__, __LINE__,      \
-                                           ::peft::dist::world_rank_or_minus1(), #call,             \
-                                           ::peft::dist::mpi_error_string(peft_mpi_rc_)));          \
+                                           ::peft::comm::world_rank_or_minus1(), #call,             \
+                                           ::peft::comm::mpi_error_string(peft_mpi_rc_)));          \
   } while (0)

@@ -10,7 +10,7 @@
 
 #include "train/grad_sync.h"
 
-namespace peft::dist {
+namespace peft::comm {
 
 class Communicator : public train::GradSync {
  public:
@@ -26,4 +26,4 @@ std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, const torch
 /// GPU; MPI otherwise.
 std::unique_ptr<Communicator> make_communicator(MPI_Comm group, const torch::Device& device, bool group_shares_gpu);
 
-}  // namespace peft::dist
+}  // namespace peft::comm

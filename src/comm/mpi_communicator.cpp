@@ -1,10 +1,10 @@
 #include <algorithm>
 #include <torch/torch.h>
 
-#include "dist/communicator.h"
-#include "dist/mpi_check.h"
+#include "comm/communicator.h"
+#include "comm/mpi_check.h"
 
-namespace peft::dist {
+namespace peft::comm {
 namespace {
 
 class MpiCommunicator : public Communicator {
@@ -74,4 +74,4 @@ std::unique_ptr<Communicator> make_communicator(MPI_Comm group, const torch::Dev
   return make_mpi_communicator(group);
 }
 
-}  // namespace peft::dist
+}  // namespace peft::comm
