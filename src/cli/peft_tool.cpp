@@ -20,6 +20,7 @@ const std::map<std::string, Command>& commands() {
       {"forward", {peft::cli::tool_forward, "run DistilBERT on JSON ids/mask, print {\"logits\": …}"}},
       {"predict", {peft::cli::tool_predict, "classify texts with a model (+ PEFT adapter): label and probabilities per line"}},
       {"quantize", {peft::cli::tool_quantize, "write an NF4 (bitsandbytes names) copy of a checkpoint"}},
+      {"merge", {peft::cli::tool_merge, "fold a PEFT adapter into the base weights, write a plain checkpoint"}},
       {"inspect", {peft::cli::tool_inspect, "list name, dtype and shape of every tensor of a .safetensors file"}},
   };
   return c;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "adapters/peft_io.h"
 #include "cli/cli_common.h"
 #include "cli/tools.h"
 #include "core/error.h"
@@ -55,14 +56,15 @@ json to_json(const torch::Tensor& t) {
 
 int tool_forward(const std::vector<std::string>& args) {
   po::options_description desc("peft-tool forward options");
-  std::string model_dir, head_name, ids_arg, mask_arg;
+  std::string model_dir, adapter_dir, head_name, ids_arg, mask_arg;
   desc.add_options()
       ("model", po::value(&model_dir)->required(), "Hugging Face DistilBERT folder (config.json, model.safetensors)")
+      ("adapter", po::value(&adapter_dir), "PEFT adapter folder (adapter_config.json, adapter_model.safetensors) put on the model")
       ("head", po::value(&head_name)->default_value("classifier"), "classifier | mlm | none (last hidden state)")
       ("ids", po::value(&ids_arg)->required(), "token ids: JSON array of arrays, @FILE, or - for stdin")
       ("mask", po::value(&mask_arg), "attention mask (1 = token, 0 = padding), same shape; default all ones");
   po::variables_map vm;
-  if (!parse_args("peft-tool forward", "peft-tool forward --model DIR --head classifier|mlm|none --ids JSON [--mask JSON]",
+  if (!parse_args("peft-tool forward", "peft-tool forward --model DIR [--adapter DIR] --head classifier|mlm|none --ids JSON [--mask JSON]",
                   args, desc, vm))
     return 0;
   const model::Head head = model::parse_head(head_name);
@@ -75,6 +77,7 @@ int tool_forward(const std::vector<std::string>& args) {
   model::LoadOptions opts;
   opts.heads = {head};
   auto model = model::load_pretrained(model_dir, opts);
+  if (!adapter_dir.empty()) adapters::load_adapter(*model, adapter_dir);  // its saved heads replace the checkpoint's
   const int64_t vocab = model->config().vocab_size;
   if ((ids < 0).any().item<bool>() || (ids >= vocab).any().item<bool>())
     throw_input("--ids: every id must be in [0, {}) (the model's vocab_size)", vocab);

@@ -10,5 +10,6 @@ int tool_forward(const std::vector<std::string>& args);
 int tool_inspect(const std::vector<std::string>& args);
 int tool_predict(const std::vector<std::string>& args);
 int tool_quantize(const std::vector<std::string>& args);
+int tool_merge(const std::vector<std::string>& args);
 
 }  // namespace peft::cli

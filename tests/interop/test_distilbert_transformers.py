@@ -1,0 +1,130 @@
+"""Promise 1: DistilBERT = transformers.
+
+Random checkpoints written by transformers' own save_pretrained (DistilBertModel,
+DistilBertForSequenceClassification, DistilBertForMaskedLM; the MLM file has no
+vocab_projector.weight, it is tied to the word embeddings) run through `peft-tool forward`
+with heads none / classifier / mlm, with and without padding: fp32 relative error <= 1e-5.
+The other direction: a checkpoint peft-tool writes (`peft-tool merge`, which writes the
+model's weights under transformers' names with the tied projector omitted) loads with
+from_pretrained with no missing or unexpected keys and gives the same logits.
+"""
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from transformers import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,
+                          DistilBertModel)
+
+from interop_common import Checks, peft_forward, run, tool
+
+torch.manual_seed(0)
+c = Checks("interop.distilbert_transformers")
+
+
+def randomise(model):
+    """transformers' init leaves biases at 0 and LayerNorm at 1: perturb everything so each
+    parameter matters to the comparison."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or "layer_norm" in name:
+                p.copy_(1 + 0.1 * torch.randn_like(p)) if name.endswith("weight") else p.normal_(0, 0.1)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.05)
+    return model
+
+
+def vocab_file(path, size):
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = [chr(i) for i in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
+    toks = special + chars + ["##" + ch for ch in chars]
+    toks += [f"tok{i}" for i in range(size - len(toks))]
+    Path(path).write_text("\n".join(toks) + "\n")
+
+
+CONFIGS = {
+    "small": dict(vocab_size=1000, dim=64, n_layers=2, n_heads=4, hidden_dim=128, max_position_embeddings=64),
+    "small-sinusoidal-gelu": dict(vocab_size=500, dim=48, n_layers=1, n_heads=3, hidden_dim=96, max_position_embeddings=64,
+                                  sinusoidal_pos_embds=True, activation="gelu"),
+}
+
+# ids: 3 rows; "padded" gives rows of length 12, 7 and 3 (pad id 0, mask 0).
+L = 12
+lengths = [12, 7, 3]
+
+
+def batch(vocab, padded):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (3, L), generator=g)
+    ids[:, 0] = 2
+    mask = torch.ones(3, L, dtype=torch.long)
+    if padded:
+        for r, n in enumerate(lengths):
+            ids[r, n - 1] = 3
+            ids[r, n:] = 0
+            mask[r, n:] = 0
+    return ids, mask
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+    for cname, kw in CONFIGS.items():
+        cfg = DistilBertConfig(num_labels=3, **kw)
+        print(f"config {cname}: {kw}")
+        dirs = {}
+        for head, cls in (("none", DistilBertModel), ("classifier", DistilBertForSequenceClassification),
+                          ("mlm", DistilBertForMaskedLM)):
+            m = randomise(cls(cfg)).eval()
+            d = tmp / f"{cname}-{head}"
+            m.save_pretrained(d)
+            vocab_file(d / "vocab.txt", cfg.vocab_size)
+            dirs[head] = (d, m)
+            with safe_open(d / "model.safetensors", "pt") as f:
+                keys = set(f.keys())
+            if head == "mlm":
+                c.check("vocab_projector.weight" not in keys,
+                        f"{cname}: transformers' MLM file omits the tied vocab_projector.weight ({len(keys)} tensors)")
+            if head == "none":
+                c.check(all(not k.startswith("distilbert.") for k in keys),
+                        f"{cname}: DistilBertModel's file has bare keys (no distilbert. prefix), e.g. {sorted(keys)[0]}")
+            for padded in (False, True):
+                ids, mask = batch(cfg.vocab_size, padded)
+                with torch.no_grad():
+                    out = m(input_ids=ids, attention_mask=mask)
+                ref = out.last_hidden_state if head == "none" else out.logits
+                ours = peft_forward(str(d), head, ids.tolist(), mask.tolist())
+                tag = "padded" if padded else "unpadded"
+                c.close(f"{cname} {cls.__name__} head={head} {tag} {tuple(ref.shape)}", ours, ref)
+                if padded and head != "classifier":
+                    keep = mask.bool()
+                    c.close(f"{cname} {cls.__name__} head={head} padded, real tokens only", ours[keep], ref[keep])
+
+    # The other direction: a checkpoint peft-tool writes. `peft-tool merge` of a zero-update
+    # adapter writes the base's own weights (merged with nothing) under transformers' names.
+    import json
+    for head, cls in (("classifier", DistilBertForSequenceClassification), ("mlm", DistilBertForMaskedLM)):
+        d, m = dirs[head]
+        ad = tmp / f"zero-adapter-{head}"
+        ad.mkdir()
+        from peft import LoraConfig, get_peft_model
+        pm = get_peft_model(cls.from_pretrained(d), LoraConfig(r=2, lora_alpha=4, target_modules=["q_lin"],
+                                                                task_type="SEQ_CLS" if head == "classifier" else None))
+        # B = 0 (peft's init): the merged checkpoint must equal the base.
+        pm.save_pretrained(ad)
+        out = tmp / f"written-{head}"
+        run([tool("peft-tool"), "merge", "--model", d, "--adapter", ad, "--out", out])
+        back, info = cls.from_pretrained(out, output_loading_info=True)
+        back.eval()
+        c.check(not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"],
+                f"peft-tool's {head} checkpoint → {cls.__name__}.from_pretrained: missing {info['missing_keys']}, "
+                f"unexpected {info['unexpected_keys']}, mismatched {info['mismatched_keys']}")
+        with safe_open(out / "model.safetensors", "pt") as f:
+            c.check("vocab_projector.weight" not in f.keys(), f"peft-tool's {head} checkpoint omits the tied vocab_projector.weight")
+        ids, mask = batch(back.config.vocab_size, True)
+        with torch.no_grad():
+            ref = back(input_ids=ids, attention_mask=mask).logits
+            orig = m(input_ids=ids, attention_mask=mask).logits
+        c.close(f"peft-tool's {head} checkpoint in transformers vs peft-tool forward on it", peft_forward(str(out), head, ids.tolist(), mask.tolist()), ref)
+        c.close(f"peft-tool's {head} checkpoint in transformers vs the original model", ref, orig, tol=0.0)
+
+c.finish()
