@@ -8,6 +8,11 @@ macro(peft_require pkg debpkg)
   endif()
 endmacro()
 
+# A CUDA LibTorch's CMake config probes this machine's GPUs for its arch flags unless told
+# which to use; the kernels target Ampere and Hopper, and build machines have no GPU.
+if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+endif()
 peft_require(Torch libtorch-dev)            # any LibTorch >= 1.13, CPU or CUDA, via CMAKE_PREFIX_PATH
 if(Torch_VERSION AND Torch_VERSION VERSION_LESS 1.13)
   message(FATAL_ERROR "peft-sweep needs LibTorch >= 1.13, found ${Torch_VERSION}")
@@ -19,6 +24,27 @@ peft_require(tomlplusplus libtomlplusplus-dev)
 peft_require(spdlog libspdlog-dev)
 peft_require(fmt libfmt-dev)
 peft_require(nlohmann_json nlohmann-json3-dev)
+
+# A LibTorch from a PyTorch wheel ships fmt's headers (a newer major version than Debian's) in
+# its include folder, which the compiler would then take for <fmt/...> in place of the fmt
+# that Debian's libfmt and spdlog were built with. PEFT_FMT_FIRST_DIR holds only a link to the
+# system fmt and goes on the include path as a plain -I, which GCC searches before every
+# -isystem folder (LibTorch's among them).
+set(PEFT_FMT_FIRST_DIR "")
+foreach(_peft_inc IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS ${_peft_inc}/fmt/format.h)
+    get_target_property(_peft_fmt_inc fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+    if(NOT _peft_fmt_inc)
+      set(_peft_fmt_inc /usr/include)
+    endif()
+    list(GET _peft_fmt_inc 0 _peft_fmt_inc)
+    set(PEFT_FMT_FIRST_DIR ${CMAKE_BINARY_DIR}/fmt-first)
+    file(MAKE_DIRECTORY ${PEFT_FMT_FIRST_DIR})
+    file(CREATE_LINK ${_peft_fmt_inc}/fmt ${PEFT_FMT_FIRST_DIR}/fmt SYMBOLIC)
+    message(STATUS "peft-sweep: ${_peft_inc} carries its own fmt; ${_peft_fmt_inc}/fmt (fmt ${fmt_VERSION}) goes first")
+    break()
+  endif()
+endforeach()
 if(PEFT_BUILD_TESTS)
   peft_require(GTest "libgtest-dev libgmock-dev")
 endif()

@@ -1,16 +1,84 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing (Debian packages), builds, and runs every
-# test: the GoogleTest suites and MPI integration tests (ctest), the analysis tests (pytest)
-# and the Slurm cluster test (part of ctest; skipped where Slurm cannot start).
-set -euo pipefail
+# The README's test command. Installs what is missing, builds, and runs every tier:
+#   1. Debian packages (launch/install-deps.sh) and, when PyPI is reachable, the reference
+#      environment of the interop tests (tests/interop/setup.sh: pinned torch, transformers,
+#      peft, bitsandbytes, tokenizers, safetensors in .cache/interop-venv).
+#   2. The default build (Debian's LibTorch 1.13, CPU) into build/: every GoogleTest suite, the
+#      MPI integration tests, the Slurm test, the benchmark smoke run and the interop tier
+#      (ctest label `interop`: peft-sweep against the real libraries), then the analysis
+#      tests (pytest).
+#   3. The LibTorch 2.x build into build-torch2/: the LibTorch inside the pinned torch wheel
+#      (CUDA 13), with the CUDA kernels and the NCCL communicator compiled and linked, and
+#      deprecations as errors; the whole C++ suite again against it (CPU: nothing CUDA runs).
+#   4. The fuzz harnesses (tests/fuzz/run.sh, 60 s each).
+# Each phase prints its duration; the summary at the end says which failed. Exit 0 only when
+# every tier passed (a tier that cannot run here, e.g. no PyPI, is skipped with a reason).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash launch/install-deps.sh
-export PEFT_BUILD_DIR=${PEFT_BUILD_DIR:-build}
-bash launch/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+T_START=$(date +%s)
+declare -a SUMMARY=()
 status=0
-ctest --test-dir "$PEFT_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 || status=1
-if compgen -G "tests/python/test_*.py" >/dev/null; then
-  PEFT_BUILD_DIR="$(pwd)/$PEFT_BUILD_DIR" /usr/bin/python3 -m pytest -q tests/python || status=1
+phase() {  # phase NAME COMMAND...: runs it, records its duration and result
+  local name=$1 t0 rc
+  shift
+  t0=$(date +%s)
+  echo "==== $name"
+  "$@"
+  rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) SUMMARY+=("$(printf '%-34s %6ss  passed' "$name" "$dt")") ;;
+    77) SUMMARY+=("$(printf '%-34s %6ss  skipped' "$name" "$dt")") ;;
+    *) SUMMARY+=("$(printf '%-34s %6ss  FAILED (exit %s)' "$name" "$dt" "$rc")"); status=1 ;;
+  esac
+  echo "==== $name: exit $rc in ${dt}s"
+  return $rc
+}
+
+phase "install: Debian packages" bash launch/install-deps.sh || exit 1
+
+INTEROP_PY=""
+setup_interop() {
+  local out rc
+  out=$(bash tests/interop/setup.sh)
+  rc=$?
+  if [[ $rc -eq 0 ]]; then INTEROP_PY=$(tail -n1 <<<"$out"); return 0; fi
+  [[ $rc -eq 3 ]] && return 77   # PyPI unreachable: the interop tier and LibTorch 2.x skip
+  return $rc
+}
+phase "install: reference environment" setup_interop
+export PEFT_INTEROP_PYTHON=$INTEROP_PY
+
+build_default() { PEFT_BUILD_DIR=build bash launch/build.sh; }
+if phase "build: LibTorch 1.13 (Debian)" build_default; then
+  phase "test: C++ suite + interop (1.13)" ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 900
+  if compgen -G "tests/python/test_*.py" >/dev/null; then
+    phase "test: analysis (pytest)" env PEFT_BUILD_DIR="$(pwd)/build" /usr/bin/python3 -m pytest -q tests/python
+  fi
 fi
+
+build_torch2() {
+  local prefix
+  prefix=$("$INTEROP_PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
+  PEFT_BUILD_DIR=build-torch2 bash launch/build.sh -DCMAKE_PREFIX_PATH="$prefix" \
+    -DPEFT_WITH_CUDA=ON -DPEFT_WITH_NCCL=ON -DPEFT_DEPRECATIONS_AS_ERRORS=ON
+}
+if [[ -n $INTEROP_PY ]]; then
+  if phase "build: LibTorch 2.x (torch wheel, CUDA)" build_torch2; then
+    # The interop tier ran against the default build already; here the C++ suite.
+    phase "test: C++ suite (LibTorch 2.x)" ctest --test-dir build-torch2 --output-on-failure -j "$(nproc)" --timeout 900 -LE 'interop|cluster'
+  fi
+else
+  echo "LibTorch 2.x tier skipped: the pinned torch wheel is not installed (PyPI unreachable)"
+  SUMMARY+=("$(printf '%-34s %6ss  skipped (no PyPI)' "build+test: LibTorch 2.x" 0)")
+fi
+
+if [[ -f tests/fuzz/run.sh ]]; then
+  phase "fuzz: harnesses (60 s each)" bash tests/fuzz/run.sh 60
+fi
+
+echo
+echo "==== summary ($(( $(date +%s) - T_START ))s in all)"
+printf '%s\n' "${SUMMARY[@]}"
 exit $status

@@ -42,6 +42,11 @@ std::vector<TrialSpec> expand(const SweepSpec& spec) {
                 t.dataset = ds->second;
                 t.train = plan->second.train;
                 t.train.lr = lr;
+                // Not a per-method setting: the sweep's, as the driver resolved it ("auto" →
+                // fp32 / bf16 for the hardware) before expanding, so ids name what runs.
+                t.train.precision = spec.train.precision;
+                if (method == "qlora" && t.method.compute_dtype == "auto" && t.train.precision != "auto")
+                  t.method.compute_dtype = t.train.precision == "bf16" ? "bfloat16" : "float32";
                 t.seed = seed;
                 t.dp = spec.dp;
                 t.params = trial_params(t);

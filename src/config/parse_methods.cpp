@@ -127,7 +127,7 @@ bool read_method_keys(TableReader& r, MethodSettings& m) {
   r.get("l1", m.l1, DoubleRange::non_negative());
   r.get("l1_proximal", m.l1_proximal);
   r.get("hira_scale", m.hira_scale, DoubleRange::positive());
-  r.get("compute_dtype", m.compute_dtype, {"float32", "bfloat16", "float16"});
+  r.get("compute_dtype", m.compute_dtype, {"auto", "float32", "bfloat16", "float16"});
   return sparsity_set;
 }
 

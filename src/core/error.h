@@ -1,11 +1,12 @@
 #pragma once
-// Error conventions (STYLE.md): bad input → std::invalid_argument naming the file/key;
+// Error conventions: bad input → std::invalid_argument naming the file/key;
 // misuse of an API → std::logic_error; runtime failure → std::runtime_error.
 // The mains catch std::exception once, print the message with the rank, and exit non-zero.
 #include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join in messages (fmt >= 9 keeps it out of format.h)
 
 namespace peft {
 

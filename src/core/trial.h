@@ -38,7 +38,7 @@ struct MethodSettings {
   // HiRA
   double hira_scale = 1.0;
   // QLoRA
-  std::string compute_dtype = "float32";
+  std::string compute_dtype = "auto";  // qlora: auto (the precision's) | float32 | bfloat16 | float16
 };
 
 struct DatasetSettings {

@@ -1,5 +1,8 @@
 #include "model/nf4_linear.h"
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include "core/error.h"
 #include "model/distilbert.h"
 
 namespace peft::model {
@@ -23,7 +26,19 @@ void NF4Linear::register_state() {
   if (bias_.defined()) bias_ = register_parameter("bias", bias_, /*requires_grad=*/false);
 }
 
-torch::Tensor NF4Linear::forward(const torch::Tensor& x) { return quant::nf4_linear(x, w_, bias_); }
+void NF4Linear::set_compute_dtype(c10::ScalarType t) {
+  PEFT_CHECK(t == torch::kFloat32 || t == torch::kBFloat16 || t == torch::kHalf, "NF4 compute dtype must be float32, bfloat16 or float16");
+  compute_dtype_ = t;
+}
+
+torch::Tensor NF4Linear::forward(const torch::Tensor& x) {
+  // As bitsandbytes' Linear4bit: input cast to the compute dtype, the weight dequantized into
+  // it, the product cast back. Autocast is excluded here so compute_dtype is what runs (under
+  // bf16 autocast a float32 compute dtype would otherwise be re-cast to bf16).
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (x.scalar_type() == compute_dtype_) return quant::nf4_linear(x, w_, bias_);
+  return quant::nf4_linear(x.to(compute_dtype_), w_, bias_).to(x.scalar_type());
+}
 
 torch::Tensor NF4Linear::effective_weight() const { return quant::dequantize_nf4(w_, torch::kFloat32); }
 

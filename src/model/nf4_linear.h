@@ -18,6 +18,11 @@ class NF4Linear : public LinearBase {
   torch::Tensor effective_weight() const override;
   torch::Tensor bias() const override { return bias_; }
   const quant::NF4Weight& nf4() const { return w_; }
+  /// QLoRA's compute dtype (bitsandbytes' bnb_4bit_compute_dtype): the weight dequantizes
+  /// straight into it and the matmul runs in it, autocast or not; the output comes back in
+  /// the input's dtype. float32 by default.
+  void set_compute_dtype(c10::ScalarType t);
+  c10::ScalarType compute_dtype() const { return compute_dtype_; }
   /// Bytes of the quantized weight (codes, scales, maps) plus the bias.
   int64_t storage_bytes() const;
 
@@ -25,6 +30,7 @@ class NF4Linear : public LinearBase {
   void register_state();
   quant::NF4Weight w_;
   torch::Tensor bias_;
+  c10::ScalarType compute_dtype_ = torch::kFloat32;
 };
 
 /// Replaces every DenseLinear of the encoder with an NF4Linear (what QLoRA's base is).

@@ -68,7 +68,9 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   if (device.is_cuda()) {
 #ifdef PEFT_TORCH_HAS_CUDA
     auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak;
+    // Index 0 is StatType::AGGREGATE (all pools) in every LibTorch; the enum itself moved from
+    // c10::cuda::CUDACachingAllocator (1.13) to c10::CachingAllocator (2.x).
+    return stats.allocated_bytes[0].peak;
 #else
     return -1;
 #endif
