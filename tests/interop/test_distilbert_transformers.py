@@ -16,7 +16,7 @@ from safetensors import safe_open
 from transformers import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,
                           DistilBertModel)
 
-from interop_common import Checks, peft_forward, run, tool
+from interop_common import BIN, Checks, peft_forward, run, tool
 
 torch.manual_seed(0)
 c = Checks("interop.distilbert_transformers")
@@ -126,5 +126,34 @@ with tempfile.TemporaryDirectory() as tmp:
             orig = m(input_ids=ids, attention_mask=mask).logits
         c.close(f"peft-tool's {head} checkpoint in transformers vs peft-tool forward on it", peft_forward(str(out), head, ids.tolist(), mask.tolist()), ref)
         c.close(f"peft-tool's {head} checkpoint in transformers vs the original model", ref, orig, tol=0.0)
+
+    # The checkpoint peft-sweep itself saves (model::save_pretrained): the MLM-pretrained tiny
+    # base that `model.pretrain = true` caches, from a one-trial sweep with a short pretraining.
+    sweep = BIN / "peft-sweep"
+    if not c.check(sweep.exists(), f"{sweep} built"):
+        c.finish()
+    cache = tmp / "cache"
+    toml = tmp / "pretrain.toml"
+    toml.write_text(f"""[sweep]\nname = "interop-pretrain"\ndp = 1\nseeds = [1]\n
+[model]\npreset = "tiny"\npretrain = true\npretrain_steps = 20\ncache_dir = "{cache}"\n
+[train]\nmax_steps = 1\nbatch_size = 16\ndevice = "cpu"\n
+[grid]\nmethod = "head"\ndataset = "synthetic_sentiment"\n
+[datasets.synthetic_sentiment]\nsynthetic_train = 64\nsynthetic_eval = 32\n""")
+    run([sweep, "trial", "--sweep", toml])
+    saved = [p.parent for p in cache.rglob("model.safetensors")]
+    if c.check(len(saved) == 1, f"peft-sweep cached one pretrained base under {cache}: {[str(p.name) for p in saved]}"):
+        d = saved[0]
+        back, info = DistilBertForMaskedLM.from_pretrained(d, output_loading_info=True)
+        back.eval()
+        c.check(not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"],
+                f"peft-sweep's saved base → DistilBertForMaskedLM.from_pretrained: missing {info['missing_keys']}, "
+                f"unexpected {info['unexpected_keys']}, mismatched {info['mismatched_keys']}")
+        with safe_open(d / "model.safetensors", "pt") as f:
+            c.check("vocab_projector.weight" not in f.keys(), "peft-sweep's saved base omits the tied vocab_projector.weight")
+        ids, mask = batch(back.config.vocab_size, True)
+        with torch.no_grad():
+            ref = back(input_ids=ids, attention_mask=mask).logits
+        c.close(f"peft-sweep's saved base ({back.config.n_layers} layers, dim {back.config.dim}) in transformers vs peft-tool forward --head mlm",
+                peft_forward(str(d), "mlm", ids.tolist(), mask.tolist()), ref)
 
 c.finish()
