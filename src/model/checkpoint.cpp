@@ -15,18 +15,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_head_parameter(const DistilBert& model, const std::string& name) {
+/// The head a parameter belongs to (Head::None: not a head parameter).
+Head head_of(const DistilBert& model, const std::string& name) {
   for (Head h : {Head::Classifier, Head::MLM})
     for (const auto& n : model.head_parameter_names(h))
-      if (n == name) return true;
-  return false;
+      if (n == name) return h;
+  return Head::None;
 }
 
-/// transformers accepts both "distilbert.x" (task models) and "x" (DistilBertModel) names.
-std::string canonical_name(const std::string& key) {
-  static const std::vector<std::string> base = {"embeddings.", "transformer."};
-  for (const auto& p : base)
-    if (key.rfind(p, 0) == 0) return "distilbert." + key;
+/// transformers accepts both "distilbert.x" / "bert.x" (task models) and "x" (DistilBertModel,
+/// BertModel) names.
+std::string canonical_name(const std::string& key, Family family) {
+  static const std::vector<std::string> distilbert = {"embeddings.", "transformer."};
+  static const std::vector<std::string> bert = {"embeddings.", "encoder.", "pooler."};
+  for (const auto& p : family == Family::Bert ? bert : distilbert)
+    if (key.rfind(p, 0) == 0) return family_name(family) + "." + key;
   return key;
 }
 
@@ -36,21 +39,27 @@ LoadReport load_weights(DistilBert& model, const std::string& file, const LoadOp
   LoadReport report;
   st::SafetensorsReader reader(file);
   std::map<std::string, const st::TensorInfo*> by_name;
-  for (const auto& info : reader.tensors()) by_name[canonical_name(info.name)] = &info;
+  for (const auto& info : reader.tensors()) by_name[canonical_name(info.name, model.family())] = &info;
 
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
-  std::set<Head> heads_to_init;
   auto params = model.named_parameters(/*recurse=*/true);
   auto buffers = model.named_buffers(/*recurse=*/true);
+  // A head the file lacks (in part) is initialised first, so that the parts the file has
+  // (BERT's pooler in a BertModel file) then load over it.
+  std::set<Head> heads_to_init;
+  for (auto& p : params)
+    if (!by_name.count(p.key())) {
+      const Head h = head_of(model, p.key());
+      if (h == Head::None) throw_input("{}: tensor \"{}\" is missing (the model needs it)", file, p.key());
+      heads_to_init.insert(h);
+      report.newly_initialised.push_back(p.key());
+    }
+  for (Head h : heads_to_init) model.init_head(h, opts.torch_default_head_init, opts.seed);
   auto load_one = [&](const std::string& name, torch::Tensor& target) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      if (is_head_parameter(model, name)) {
-        heads_to_init.insert(name.rfind("pre_classifier", 0) == 0 || name.rfind("classifier", 0) == 0 ? Head::Classifier : Head::MLM);
-        report.newly_initialised.push_back(name);
-        return;
-      }
+      if (head_of(model, name) != Head::None) return;  // initialised above
       throw_input("{}: tensor \"{}\" is missing (the model needs it)", file, name);
     }
     const auto& info = *it->second;
@@ -70,18 +79,20 @@ LoadReport load_weights(DistilBert& model, const std::string& file, const LoadOp
   for (const auto& [name, info] : by_name)
     if (name.find(".weight.") != std::string::npos || (name.size() > 7 && name.substr(name.size() - 7) == ".weight" && info->dtype == st::DType::U8))
       used.insert(name);  // bitsandbytes NF4 entries, consumed by quantized_slots_from_file
-  // The MLM projector weight is tied to the word embeddings; a file may carry a copy.
+  // The MLM projector weight is tied to the word embeddings (BERT's decoder bias to
+  // cls.predictions.bias); a file may carry copies.
   used.insert("vocab_projector.weight");
+  used.insert("cls.predictions.decoder.weight");
+  used.insert("cls.predictions.decoder.bias");
   for (const auto& [name, info] : by_name)
     if (!used.count(name)) report.unexpected.push_back(info->name);
-  for (Head h : heads_to_init) model.init_head(h, opts.torch_default_head_init, opts.seed);
   return report;
 }
 
 std::shared_ptr<DistilBert> load_pretrained(const std::string& dir, const LoadOptions& opts, LoadReport* report_out) {
   if (!fs::is_directory(dir)) throw_input("{}: model folder not found", dir);
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path)) throw_input("{}: no config.json (a Hugging Face DistilBERT folder is expected)", dir);
+  if (!fs::exists(config_path)) throw_input("{}: no config.json (a Hugging Face DistilBERT or BERT folder is expected)", dir);
   auto config = DistilBertConfig::from_json_file(config_path);
   const std::string weights = (fs::path(dir) / "model.safetensors").string();
   if (!fs::exists(weights))

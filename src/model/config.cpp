@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 
 namespace peft::model {
 namespace {
@@ -28,11 +29,35 @@ void read_key(const json& j, const char* key, T& out, const std::string& origin)
     }
     out = it->get<T>();
   } catch (const std::exception& e) {
-    throw_input("{}: key \"{}\": {} (found {})", origin, key, e.what(), it->dump());
+    throw_input("{}: key \"{}\": {} (found {})", origin, key, e.what(), json_excerpt(*it));
   }
 }
 
+/// BERT's config.json names for the shared fields, and its own settings.
+void read_bert_keys(const json& j, DistilBertConfig& c, const std::string& origin) {
+  read_key(j, "hidden_size", c.dim, origin);
+  read_key(j, "num_hidden_layers", c.n_layers, origin);
+  read_key(j, "num_attention_heads", c.n_heads, origin);
+  read_key(j, "intermediate_size", c.hidden_dim, origin);
+  read_key(j, "hidden_act", c.activation, origin);
+  read_key(j, "hidden_dropout_prob", c.dropout, origin);
+  read_key(j, "attention_probs_dropout_prob", c.attention_dropout, origin);
+  c.seq_classif_dropout = c.dropout;  // transformers: classifier_dropout, else hidden_dropout_prob
+  read_key(j, "classifier_dropout", c.seq_classif_dropout, origin);
+  read_key(j, "layer_norm_eps", c.layer_norm_eps, origin);
+  read_key(j, "type_vocab_size", c.type_vocab_size, origin);
+  std::string position_type = "absolute";
+  read_key(j, "position_embedding_type", position_type, origin);
+  if (position_type != "absolute")
+    throw_input("{}: key \"position_embedding_type\" is \"{}\", only \"absolute\" is supported", origin, position_type);
+  bool is_decoder = false;
+  read_key(j, "is_decoder", is_decoder, origin);
+  if (is_decoder) throw_input("{}: key \"is_decoder\" is true; peft-sweep supports BERT as an encoder only", origin);
+}
+
 }  // namespace
+
+std::string family_name(Family f) { return f == Family::Bert ? "bert" : "distilbert"; }
 
 DistilBertConfig DistilBertConfig::from_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -46,14 +71,18 @@ DistilBertConfig DistilBertConfig::from_json_string(const std::string& text, con
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e99999
     throw_input("{}: not valid JSON: {}", origin, e.what());
   }
   if (!j.is_object()) throw_input("{}: config must be a JSON object", origin);
-  if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string() && *mt != "distilbert")
-    throw_input("{}: model_type is \"{}\", peft-sweep supports \"distilbert\"", origin, mt->get<std::string>());
-
   DistilBertConfig c;
+  if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string()) {
+    if (*mt == "bert")
+      c.family = Family::Bert;
+    else if (*mt != "distilbert")
+      throw_input("{}: model_type is \"{}\", peft-sweep supports \"distilbert\" and \"bert\"", origin, mt->get<std::string>());
+  }
+  if (c.is_bert()) read_bert_keys(j, c, origin);
   read_key(j, "vocab_size", c.vocab_size, origin);
   read_key(j, "max_position_embeddings", c.max_position_embeddings, origin);
   read_key(j, "sinusoidal_pos_embds", c.sinusoidal_pos_embds, origin);
@@ -110,7 +139,12 @@ void DistilBertConfig::validate(const std::string& origin) const {
                         {"seq_classif_dropout", seq_classif_dropout}, {"qa_dropout", qa_dropout}})
     if (!(p >= 0.0 && p < 1.0)) throw_input("{}: \"{}\" must be in [0, 1) (found {})", origin, key, p);
   if (activation != "gelu" && activation != "relu")
-    throw_input("{}: \"activation\" must be \"gelu\" or \"relu\" (found \"{}\")", origin, activation);
+    throw_input("{}: \"{}\" must be \"gelu\" or \"relu\" (found \"{}\")", origin, is_bert() ? "hidden_act" : "activation",
+                activation);
+  if (is_bert()) {
+    if (type_vocab_size <= 0) throw_input("{}: \"type_vocab_size\" must be positive (found {})", origin, type_vocab_size);
+    if (!(layer_norm_eps > 0.0)) throw_input("{}: \"layer_norm_eps\" must be positive (found {})", origin, layer_norm_eps);
+  }
   if (id2label.empty()) throw_input("{}: id2label must not be empty", origin);
   if (pad_token_id < 0 || pad_token_id >= vocab_size)
     throw_input("{}: \"pad_token_id\" {} outside the vocabulary", origin, pad_token_id);
@@ -118,6 +152,25 @@ void DistilBertConfig::validate(const std::string& origin) const {
 
 std::string DistilBertConfig::to_json_string() const {
   json j;
+  if (is_bert()) {
+    j["model_type"] = "bert";
+    j["architectures"] = architectures.empty() ? std::vector<std::string>{"BertForMaskedLM"} : architectures;
+    j["vocab_size"] = vocab_size;
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["type_vocab_size"] = type_vocab_size;
+    j["num_hidden_layers"] = n_layers;
+    j["num_attention_heads"] = n_heads;
+    j["hidden_size"] = dim;
+    j["intermediate_size"] = hidden_dim;
+    j["hidden_act"] = activation;
+    j["hidden_dropout_prob"] = dropout;
+    j["attention_probs_dropout_prob"] = attention_dropout;
+    j["classifier_dropout"] = seq_classif_dropout;
+    j["layer_norm_eps"] = layer_norm_eps;
+    j["initializer_range"] = initializer_range;
+    j["pad_token_id"] = pad_token_id;
+    j["position_embedding_type"] = "absolute";
+  } else {
   j["model_type"] = "distilbert";
   j["architectures"] = architectures.empty() ? std::vector<std::string>{"DistilBertForMaskedLM"} : architectures;
   j["vocab_size"] = vocab_size;
@@ -135,6 +188,7 @@ std::string DistilBertConfig::to_json_string() const {
   j["seq_classif_dropout"] = seq_classif_dropout;
   j["pad_token_id"] = pad_token_id;
   j["tie_weights_"] = true;
+  }
   json labels = json::object(), l2i = json::object();
   for (std::size_t i = 0; i < id2label.size(); ++i) {
     labels[std::to_string(i)] = id2label[i];
@@ -145,12 +199,12 @@ std::string DistilBertConfig::to_json_string() const {
   return j.dump(2) + "\n";
 }
 
-DistilBertConfig DistilBertConfig::tiny(int64_t vocab_size) {
-  // Sized after DESIGN.md's experiment: dim 64, 2 layers, 4 heads, FFN 256, and dropout 0
+DistilBertConfig DistilBertConfig::tiny(int64_t vocab_size, int64_t max_positions) {
+  // Small enough to train in seconds on a CPU: dim 64, 2 layers, 4 heads, FFN 256, and dropout 0
   // (dropout on a small frozen random base keeps adapters from learning).
   DistilBertConfig c;
   c.vocab_size = vocab_size;
-  c.max_position_embeddings = 128;
+  c.max_position_embeddings = max_positions;
   c.n_layers = 2;
   c.n_heads = 4;
   c.dim = 64;
@@ -160,6 +214,13 @@ DistilBertConfig DistilBertConfig::tiny(int64_t vocab_size) {
   c.seq_classif_dropout = 0.0;
   c.qa_dropout = 0.0;
   c.architectures = {"DistilBertForMaskedLM"};
+  return c;
+}
+
+DistilBertConfig DistilBertConfig::tiny_bert(int64_t vocab_size) {
+  auto c = tiny(vocab_size);
+  c.family = Family::Bert;
+  c.architectures = {"BertForMaskedLM"};
   return c;
 }
 

@@ -1,5 +1,6 @@
 #include "model/distilbert.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -75,6 +76,8 @@ Embeddings::Embeddings(const DistilBertConfig& c) : dropout(c.dropout) {
   word_embeddings = register_module(
       "word_embeddings", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
   position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.dim));
+  if (c.is_bert())
+    token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.dim));
   layer_norm = register_module("LayerNorm", make_layer_norm(c));
 }
 
@@ -83,17 +86,23 @@ torch::Tensor Embeddings::forward(const torch::Tensor& ids) {
   if (seq > position_embeddings->weight.size(0))
     throw_input("sequence length {} exceeds max_position_embeddings {}", seq, position_embeddings->weight.size(0));
   auto positions = torch::arange(seq, ids.options().dtype(torch::kLong));
-  auto x = word_embeddings->forward(ids) + position_embeddings->forward(positions).unsqueeze(0);
+  auto x = word_embeddings->forward(ids);
+  // Single sentences are segment 0 (transformers' default token_type_ids): one row, broadcast.
+  if (token_type_embeddings) x = x + token_type_embeddings->weight[0];
+  x = x + position_embeddings->forward(positions).unsqueeze(0);
   x = layer_norm->forward(x);
   return F::dropout(x, F::DropoutFuncOptions().p(dropout).training(is_training()));
 }
 
 MultiHeadSelfAttention::MultiHeadSelfAttention(const DistilBertConfig& c)
     : n_heads(c.n_heads), dim(c.dim), dropout(c.attention_dropout) {
-  q_lin = register_module("q_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
-  k_lin = register_module("k_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
-  v_lin = register_module("v_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
-  out_lin = register_module("out_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  const bool bert = c.is_bert();
+  q_lin = register_module(bert ? "query" : "q_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  k_lin = register_module(bert ? "key" : "k_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  v_lin = register_module(bert ? "value" : "v_lin", std::make_shared<DenseLinear>(c.dim, c.dim));
+  // BERT registers the output projection in attention.output (see TransformerBlock).
+  out_lin = std::make_shared<DenseLinear>(c.dim, c.dim);
+  if (!bert) register_module("out_lin", out_lin);
 }
 
 torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torch::Tensor& masked) {
@@ -112,8 +121,13 @@ torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torc
 }
 
 FFN::FFN(const DistilBertConfig& c) : gelu(c.activation == "gelu"), dropout(c.dropout) {
-  lin1 = register_module("lin1", std::make_shared<DenseLinear>(c.dim, c.hidden_dim));
-  lin2 = register_module("lin2", std::make_shared<DenseLinear>(c.hidden_dim, c.dim));
+  lin1 = std::make_shared<DenseLinear>(c.dim, c.hidden_dim);
+  lin2 = std::make_shared<DenseLinear>(c.hidden_dim, c.dim);
+  // BERT registers them as intermediate.dense and output.dense (see TransformerBlock).
+  if (!c.is_bert()) {
+    register_module("lin1", lin1);
+    register_module("lin2", lin2);
+  }
 }
 
 torch::Tensor FFN::forward(const torch::Tensor& x) {
@@ -123,37 +137,83 @@ torch::Tensor FFN::forward(const torch::Tensor& x) {
   return F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
 }
 
-TransformerBlock::TransformerBlock(const DistilBertConfig& c) {
-  attention = register_module("attention", std::make_shared<MultiHeadSelfAttention>(c));
-  sa_layer_norm = register_module("sa_layer_norm", make_layer_norm(c));
-  ffn = register_module("ffn", std::make_shared<FFN>(c));
-  output_layer_norm = register_module("output_layer_norm", make_layer_norm(c));
+TransformerBlock::TransformerBlock(const DistilBertConfig& c) : dropout(c.dropout), attention_dropout_after_output(c.is_bert()) {
+  if (!c.is_bert()) {
+    attention = register_module("attention", std::make_shared<MultiHeadSelfAttention>(c));
+    sa_layer_norm = register_module("sa_layer_norm", make_layer_norm(c));
+    ffn = register_module("ffn", std::make_shared<FFN>(c));
+    output_layer_norm = register_module("output_layer_norm", make_layer_norm(c));
+    auto* a = attention.get();
+    auto* f = ffn.get();
+    places = {{a, "q_lin", "attention.q_lin"}, {a, "k_lin", "attention.k_lin"}, {a, "v_lin", "attention.v_lin"},
+              {a, "out_lin", "attention.out_lin"}, {f, "lin1", "ffn.lin1"}, {f, "lin2", "ffn.lin2"}};
+    return;
+  }
+  // transformers' BertLayer: attention.{self.{query,key,value}, output.{dense,LayerNorm}},
+  // intermediate.dense, output.{dense,LayerNorm}. The FFN module is not registered (it owns no
+  // parameters here); the block applies its dropout.
+  auto att = register_module("attention", std::make_shared<torch::nn::Module>());
+  attention = att->register_module("self", std::make_shared<MultiHeadSelfAttention>(c));
+  auto att_out = att->register_module("output", std::make_shared<torch::nn::Module>());
+  ffn = std::make_shared<FFN>(c);
+  att_out->register_module("dense", attention->out_lin);
+  sa_layer_norm = att_out->register_module("LayerNorm", make_layer_norm(c));
+  auto inter = register_module("intermediate", std::make_shared<torch::nn::Module>());
+  inter->register_module("dense", ffn->lin1);
+  auto out = register_module("output", std::make_shared<torch::nn::Module>());
+  out->register_module("dense", ffn->lin2);
+  output_layer_norm = out->register_module("LayerNorm", make_layer_norm(c));
+  auto* a = attention.get();
+  places = {{a, "query", "attention.self.query"},        {a, "key", "attention.self.key"},
+            {a, "value", "attention.self.value"},        {att_out.get(), "dense", "attention.output.dense"},
+            {inter.get(), "dense", "intermediate.dense"}, {out.get(), "dense", "output.dense"}};
 }
 
 torch::Tensor TransformerBlock::forward(const torch::Tensor& x, const torch::Tensor& masked) {
-  auto sa = sa_layer_norm->forward(attention->forward(x, masked) + x);
-  return output_layer_norm->forward(ffn->forward(sa) + sa);
+  auto drop = [&](const torch::Tensor& t) { return F::dropout(t, F::DropoutFuncOptions().p(dropout).training(is_training())); };
+  auto a = attention->forward(x, masked);
+  if (attention_dropout_after_output) a = drop(a);
+  auto sa = sa_layer_norm->forward(a + x);
+  auto h = ffn->lin1->forward(sa);
+  h = ffn->gelu ? torch::gelu(h) : torch::relu(h);
+  h = drop(ffn->lin2->forward(h));
+  return output_layer_norm->forward(h + sa);
 }
 
 DistilBert::DistilBert(const DistilBertConfig& config, std::vector<Head> heads) : config_(config), heads_(std::move(heads)) {
-  config_.validate("DistilBERT config");
-  auto distilbert = register_module("distilbert", std::make_shared<torch::nn::Module>());
-  distilbert_ = distilbert.get();
-  embeddings = distilbert->register_module("embeddings", std::make_shared<Embeddings>(config_));
-  auto transformer = distilbert->register_module("transformer", std::make_shared<torch::nn::Module>());
+  const bool bert = config_.is_bert();
+  config_.validate(bert ? "BERT config" : "DistilBERT config");
+  auto base = register_module(bert ? "bert" : "distilbert", std::make_shared<torch::nn::Module>());
+  embeddings = base->register_module("embeddings", std::make_shared<Embeddings>(config_));
+  auto transformer = base->register_module(bert ? "encoder" : "transformer", std::make_shared<torch::nn::Module>());
   auto layer_list = transformer->register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < config_.n_layers; ++i) {
     layers.push_back(std::make_shared<TransformerBlock>(config_));
     layer_list->push_back(layers.back());
   }
   if (has_head(Head::Classifier)) {
-    pre_classifier = register_module("pre_classifier", std::make_shared<DenseLinear>(config_.dim, config_.dim));
+    pre_classifier = std::make_shared<DenseLinear>(config_.dim, config_.dim);
+    if (bert)
+      base->register_module("pooler", std::make_shared<torch::nn::Module>())->register_module("dense", pre_classifier);
+    else
+      register_module("pre_classifier", pre_classifier);
     classifier = register_module("classifier", std::make_shared<DenseLinear>(config_.dim, config_.num_labels()));
   }
   if (has_head(Head::MLM)) {
-    vocab_transform = register_module("vocab_transform", std::make_shared<DenseLinear>(config_.dim, config_.dim));
-    vocab_layer_norm = register_module("vocab_layer_norm", make_layer_norm(config_));
-    vocab_projector_bias = register_module("vocab_projector", std::make_shared<BiasOnly>(config_.vocab_size))->bias;
+    vocab_transform = std::make_shared<DenseLinear>(config_.dim, config_.dim);
+    vocab_layer_norm = make_layer_norm(config_);
+    if (bert) {
+      auto predictions = register_module("cls", std::make_shared<torch::nn::Module>())
+                             ->register_module("predictions", std::make_shared<torch::nn::Module>());
+      auto transform = predictions->register_module("transform", std::make_shared<torch::nn::Module>());
+      transform->register_module("dense", vocab_transform);
+      transform->register_module("LayerNorm", vocab_layer_norm);
+      vocab_projector_bias = predictions->register_parameter("bias", torch::zeros({config_.vocab_size}));
+    } else {
+      register_module("vocab_transform", vocab_transform);
+      register_module("vocab_layer_norm", vocab_layer_norm);
+      vocab_projector_bias = register_module("vocab_projector", std::make_shared<BiasOnly>(config_.vocab_size))->bias;
+    }
   }
   init_weights(0);
 }
@@ -179,7 +239,9 @@ torch::Tensor DistilBert::classifier_head(const torch::Tensor& hidden) {
   PEFT_CHECK(has_head(Head::Classifier), "model was built without the classifier head");
   using torch::indexing::Slice;
   auto pooled = hidden.index({Slice(), 0});
-  pooled = torch::relu(pre_classifier->forward(pooled));
+  // DistilBERT: pre_classifier → ReLU; BERT: the pooler (dense → tanh).
+  pooled = pre_classifier->forward(pooled);
+  pooled = config_.is_bert() ? torch::tanh(pooled) : torch::relu(pooled);
   pooled = F::dropout(pooled, F::DropoutFuncOptions().p(config_.seq_classif_dropout).training(is_training()));
   return classifier->forward(pooled);
 }
@@ -188,7 +250,9 @@ torch::Tensor DistilBert::mlm_head(const torch::Tensor& hidden) {
   PEFT_CHECK(has_head(Head::MLM), "model was built without the MLM head");
   auto h = vocab_transform->forward(hidden);
   h = config_.activation == "gelu" ? torch::gelu(h) : torch::relu(h);
-  h = vocab_layer_norm->forward(h);
+  // CPU autocast (LibTorch 1.13) does not run layer_norm in fp32 as CUDA autocast does: a bf16
+  // activation meets the fp32 LayerNorm weights, so it is widened here (a no-op in fp32).
+  h = vocab_layer_norm->forward(h.to(vocab_layer_norm->weight.scalar_type()));
   return F::linear(h, embeddings->word_embeddings->weight, vocab_projector_bias);
 }
 
@@ -213,22 +277,22 @@ std::vector<LinearSlot> DistilBert::linear_slots() {
   std::vector<LinearSlot> slots;
   for (int64_t i = 0; i < static_cast<int64_t>(layers.size()); ++i) {
     auto block = layers[i];
-    const std::string prefix = fmt::format("distilbert.transformer.layer.{}.", i);
-    auto add = [&](torch::nn::Module* owner, std::shared_ptr<LinearBase>* member, const std::string& sub, const std::string& name) {
-      slots.push_back({prefix + sub + name, i, name, [member] { return *member; },
-                       [owner, member, name](std::shared_ptr<LinearBase> m) {
-                         owner->replace_module(name, m);
+    const std::string prefix = config_.is_bert() ? fmt::format("bert.encoder.layer.{}.", i) : fmt::format("distilbert.transformer.layer.{}.", i);
+    auto* att = block->attention.get();
+    auto* ffn = block->ffn.get();
+    const std::array<std::shared_ptr<LinearBase>*, 6> members = {&att->q_lin, &att->k_lin, &att->v_lin, &att->out_lin, &ffn->lin1, &ffn->lin2};
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      const auto& place = block->places.at(k);
+      // DistilBERT slots are named by their module (q_lin); BERT's by the path in the block
+      // past "attention.self." (query, …, attention.output.dense, intermediate.dense, output.dense).
+      std::string name = place.path.rfind("attention.self.", 0) == 0 ? place.name : (config_.is_bert() ? place.path : place.name);
+      auto* member = members[k];
+      slots.push_back({prefix + place.path, i, std::move(name), [member] { return *member; },
+                       [owner = place.owner, member, local = place.name](std::shared_ptr<LinearBase> m) {
+                         owner->replace_module(local, m);
                          *member = std::move(m);
                        }});
-    };
-    auto* att = block->attention.get();
-    add(att, &att->q_lin, "attention.", "q_lin");
-    add(att, &att->k_lin, "attention.", "k_lin");
-    add(att, &att->v_lin, "attention.", "v_lin");
-    add(att, &att->out_lin, "attention.", "out_lin");
-    auto* ffn = block->ffn.get();
-    add(ffn, &ffn->lin1, "ffn.", "lin1");
-    add(ffn, &ffn->lin2, "ffn.", "lin2");
+    }
   }
   return slots;
 }
@@ -246,6 +310,7 @@ void DistilBert::init_weights(uint64_t seed) {
   } else {
     normal(embeddings->position_embeddings->weight);
   }
+  if (embeddings->token_type_embeddings) normal(embeddings->token_type_embeddings->weight);
   auto reset_ln = [](torch::nn::LayerNorm& ln) {
     ln->weight.fill_(1.0);
     ln->bias.zero_();
@@ -296,8 +361,12 @@ void DistilBert::init_head(Head h, bool torch_default, uint64_t seed) {
 std::vector<std::string> DistilBert::head_parameter_names(Head h) const {
   switch (h) {
     case Head::Classifier:
+      if (config_.is_bert()) return {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"};
       return {"pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"};
     case Head::MLM:
+      if (config_.is_bert())
+        return {"cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias", "cls.predictions.transform.LayerNorm.weight",
+                "cls.predictions.transform.LayerNorm.bias", "cls.predictions.bias"};
       return {"vocab_transform.weight", "vocab_transform.bias", "vocab_layer_norm.weight", "vocab_layer_norm.bias",
               "vocab_projector.bias"};
     case Head::None: return {};

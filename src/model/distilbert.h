@@ -3,6 +3,15 @@
 // DistilBertForSequenceClassification and DistilBertForMaskedLM, with the same parameter
 // names (`distilbert.transformer.layer.0.attention.q_lin.weight`, `pre_classifier.weight`,
 // `vocab_projector.bias`, …) so Hugging Face checkpoints load as they are.
+//
+// The same class is the BERT family's encoder (config.family == Family::Bert, transformers'
+// BertModel / BertForSequenceClassification / BertForMaskedLM): the computation is shared and
+// only the module names differ (`bert.encoder.layer.0.attention.self.query`, …), plus the
+// token-type embeddings (segment 0), the dropout after the attention output, and the pooler.
+// For BERT the members keep their DistilBERT names: `pre_classifier` is bert.pooler.dense
+// (tanh instead of ReLU), `vocab_transform` / `vocab_layer_norm` / `vocab_projector_bias` are
+// cls.predictions.transform.dense / .LayerNorm / cls.predictions.bias (decoder tied to the
+// word embeddings, as in DistilBERT).
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +40,7 @@ class Embeddings : public torch::nn::Module {
   explicit Embeddings(const DistilBertConfig& c);
   torch::Tensor forward(const torch::Tensor& ids);
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
+  torch::nn::Embedding token_type_embeddings{nullptr};  // BERT only
   torch::nn::LayerNorm layer_norm{nullptr};
   double dropout;
 };
@@ -61,13 +71,23 @@ class TransformerBlock : public torch::nn::Module {
   std::shared_ptr<MultiHeadSelfAttention> attention;
   torch::nn::LayerNorm sa_layer_norm{nullptr}, output_layer_norm{nullptr};
   std::shared_ptr<FFN> ffn;
+  /// Where each of the six linears (q, k, v, out, lin1, lin2) is registered: the owning module,
+  /// its name there, and its path inside the block ("attention.q_lin", "attention.self.query").
+  struct Place {
+    torch::nn::Module* owner;
+    std::string name, path;
+  };
+  std::vector<Place> places;
+  double dropout;       // after the attention output (BERT) and the FFN
+  bool attention_dropout_after_output;  // BERT's BertSelfOutput dropout
 };
 
 /// A replaceable linear layer of the encoder, addressed by its module path.
 struct LinearSlot {
   std::string path;   // e.g. "distilbert.transformer.layer.0.attention.q_lin"
   int64_t layer;      // transformer block index
-  std::string name;   // q_lin, k_lin, v_lin, out_lin, lin1, lin2
+  std::string name;   // q_lin … lin2 (DistilBERT); query, key, value, attention.output.dense,
+                      // intermediate.dense, output.dense (BERT)
   std::function<std::shared_ptr<LinearBase>()> get;
   std::function<void(std::shared_ptr<LinearBase>)> set;
 };
@@ -88,6 +108,9 @@ class DistilBert : public torch::nn::Module {
 
   bool has_head(Head h) const;
   const DistilBertConfig& config() const { return config_; }
+  Family family() const { return config_.family; }
+  /// The encoder's module prefix: "distilbert." or "bert."; head modules lie outside it.
+  std::string base_prefix() const { return family_name(config_.family) + "."; }
   std::vector<LinearSlot> linear_slots();
 
   /// transformers' _init_weights for the encoder (N(0, initializer_range), LayerNorm 1/0,
@@ -111,7 +134,6 @@ class DistilBert : public torch::nn::Module {
  private:
   DistilBertConfig config_;
   std::vector<Head> heads_;
-  torch::nn::Module* distilbert_ = nullptr;  // owner of `embeddings` and `transformer`
 };
 
 }  // namespace peft::model
