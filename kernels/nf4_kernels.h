@@ -22,8 +22,9 @@ struct Nf4DeviceWeight {
 /// out[i] = nf4[code_i] * (nested_map[absmax_q[b]] * nested_absmax[b / nested_blocksize] + offset)
 /// with b = i / blocksize: the product and the sum are each rounded in fp32 (bitsandbytes'
 /// dequantize_blockwise, then `absmax += offset`), the final product once to the output type.
-/// `out` must be aligned to two elements (fresh allocations are). `stream` is a cudaStream_t;
-/// nullptr means the legacy default stream. Asynchronous; throws
+/// `out` must be aligned to two elements (fresh allocations are). `stream` is the cudaStream_t to launch
+/// on: src/quant/nf4.cpp passes torch's current stream (never the legacy default stream,
+/// which a nullptr would mean). Asynchronous; throws
 /// std::runtime_error when the launch fails.
 void nf4_dequantize_f32(const Nf4DeviceWeight& w, float* out, void* stream);
 /// As above, writing IEEE binary16 bits.

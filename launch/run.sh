@@ -22,8 +22,8 @@ flags=()
 # More ranks than cores: oversubscribe, and let idle ranks yield instead of busy-polling MPI.
 ((ranks > cores)) && flags+=(--oversubscribe --mca mpi_yield_when_idle 1)
 if ((gpus > 0)); then
-  # Each rank sees one GPU, chosen by its node-local rank (the driver binds by local rank too).
-  flags+=(-x PEFT_GPUS_PER_NODE=$gpus)
+  # The driver binds each rank to GPU (node-local rank % GPUs it sees) and picks NCCL for a
+  # group when its ranks' GPUs have distinct PCI bus ids, MPI otherwise: nothing to pass here.
   ldconfig -p 2>/dev/null | grep -q libnccl || echo "launch/run.sh: warning: libnccl not in the loader path; groups fall back to MPI" >&2
 fi
 echo "launch/run.sh: $ranks ranks on $cores cores, $gpus GPUs: mpirun ${flags[*]} -np $ranks $BIN $*" >&2

@@ -1,7 +1,15 @@
 #include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "comm/communicator.h"
+#include "comm/device_binding.h"
+#include "comm/gpu_info.h"
 #include "comm/mpi_check.h"
 
 namespace peft::comm {
@@ -36,6 +44,9 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
 
+ protected:
+  int lowest_failing_rank(bool failed) override { return comm::lowest_failing_rank(comm_, rank_, failed); }
+
  private:
   /// In-place sum over the group, in slices of kSlice floats (4 MiB). OpenMPI allocates a
   /// temporary as large as the message on every call, so one 268 MB all-reduce (full
@@ -63,15 +74,56 @@ class MpiCommunicator : public Communicator {
 
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm group) { return std::make_unique<MpiCommunicator>(group); }
 
-std::unique_ptr<Communicator> make_communicator(MPI_Comm group, const torch::Device& device, bool group_shares_gpu) {
+int lowest_failing_rank(MPI_Comm group, int rank, bool failed) {
+  int mine = failed ? rank : INT_MAX, lowest = INT_MAX;
+  PEFT_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, group));
+  return lowest == INT_MAX ? -1 : lowest;
+}
+
+std::vector<std::string> allgather_string(MPI_Comm group, const std::string& value) {
+  constexpr int kMax = 256;
+  if (value.size() >= kMax) throw std::logic_error("allgather_string: value over 255 bytes");
   int size = 1;
   PEFT_MPI_CHECK(MPI_Comm_size(group, &size));
+  char mine[kMax] = {0};
+  std::memcpy(mine, value.data(), value.size());
+  std::vector<char> all(static_cast<std::size_t>(kMax) * static_cast<std::size_t>(size));
+  PEFT_MPI_CHECK(MPI_Allgather(mine, kMax, MPI_CHAR, all.data(), kMax, MPI_CHAR, group));
+  std::vector<std::string> out;
+  for (int r = 0; r < size; ++r) out.emplace_back(all.data() + static_cast<std::size_t>(r) * kMax);
+  return out;
+}
+
+std::unique_ptr<Communicator> make_communicator(MPI_Comm group, const torch::Device& device) {
+  if (!device.is_cuda()) {
+    auto c = make_mpi_communicator(group);
+    c->reason = "CPU tensors";
+    return c;
+  }
 #ifdef PEFT_WITH_NCCL
-  if (device.is_cuda() && !group_shares_gpu) return make_nccl_communicator(group, device);
+  constexpr bool nccl_built = true;
+#else
+  constexpr bool nccl_built = false;
 #endif
-  (void)device;
-  (void)group_shares_gpu;
-  return make_mpi_communicator(group);
+  std::vector<GpuSeen> gpus;
+  if (nccl_built) {
+    // Every rank reports (an empty id when CUDA cannot tell), so the gather always matches.
+    std::string bus;
+    try {
+      bus = pci_bus_id(device.index() < 0 ? 0 : device.index());
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+    char host[128] = {0};
+    gethostname(host, sizeof(host) - 1);
+    const auto hosts = allgather_string(group, host);
+    const auto buses = allgather_string(group, bus);
+    for (std::size_t r = 0; r < hosts.size(); ++r) gpus.push_back({hosts[r], buses[r]});
+  }
+  const BackendChoice choice = choose_gpu_backend(gpus, nccl_built);
+  auto c = choice.nccl ? make_nccl_communicator(group, device) : make_mpi_communicator(group);
+  c->reason = choice.reason;
+  return c;
 }
 
 }  // namespace peft::comm

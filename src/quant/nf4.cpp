@@ -24,6 +24,9 @@
 #ifdef PEFT_WITH_CUDA
 #include "nf4_kernels.h"
 #endif
+#ifdef PEFT_TORCH_HAS_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 namespace peft::quant {
 
@@ -123,16 +126,22 @@ torch::Tensor dequantize_cuda(const NF4Weight& w, torch::ScalarType dtype) {
   d.nested_blocksize = w.nested_blocksize;
   d.device = device.index() < 0 ? 0 : device.index();
   torch::Tensor out = torch::empty(w.shape, torch::TensorOptions().dtype(dtype).device(device));
-  // The legacy default stream (nullptr): ordered with LibTorch's default stream. A caller
-  // running on another torch stream must synchronize with it first.
+  // Torch's current stream on the weight's device: ordered with the matmul that consumes the
+  // result and with whatever stream the caller runs on (never the legacy default stream).
+#ifdef PEFT_TORCH_HAS_CUDA
+  void* stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(d.device)).stream();
+#else
+  void* stream = nullptr;  // unreachable: a CPU-only LibTorch has no CUDA tensors
+  throw std::logic_error("NF4 CUDA dequantization needs a CUDA build of LibTorch");
+#endif
   switch (dtype) {
-    case torch::kFloat32: kernels::nf4_dequantize_f32(d, out.data_ptr<float>(), nullptr); break;
+    case torch::kFloat32: kernels::nf4_dequantize_f32(d, out.data_ptr<float>(), stream); break;
     case torch::kFloat16:
-      kernels::nf4_dequantize_f16(d, reinterpret_cast<uint16_t*>(out.data_ptr<at::Half>()), nullptr);
+      kernels::nf4_dequantize_f16(d, reinterpret_cast<uint16_t*>(out.data_ptr<at::Half>()), stream);
       break;
     case torch::kBFloat16:
       kernels::nf4_dequantize_bf16(d, reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()),
-                                   nullptr);
+                                   stream);
       break;
     default: throw_input("dequantize_nf4: unsupported output dtype {}", c10::toString(dtype));
   }

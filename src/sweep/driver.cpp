@@ -229,12 +229,13 @@ int run_sweep(const SweepOptions& opt) {
   const int threads = train::threads_per_rank(local_size);
   torch::set_num_threads(threads);
   const torch::Device device = train::resolve_device(spec.train.device, local_rank);
-  const bool shares_gpu = device.is_cuda() && local_size > static_cast<int>(torch::cuda::device_count());
-  auto communicator = comm::make_communicator(group_comm, device, shares_gpu);
+  // The device: local rank % visible devices (train::resolve_device); the backend: from the
+  // PCI bus ids the group's ranks actually see (comm::make_communicator).
+  auto communicator = comm::make_communicator(group_comm, device);
   if (world_rank == 0)
-    spdlog::info("peft-sweep {} (LibTorch {}): {} ranks in {} groups of dp={}, {} threads per rank, device {}, {} backend; {} trials ({} already complete), {} scheduling → {}",
-                 PEFT_VERSION, TORCH_VERSION, world_size, groups, dp, threads, device.str(), communicator->backend(), trials.size(),
-                 trials.size() - pending.size(), spec.schedule, spec.output);
+    spdlog::info("peft-sweep {} (LibTorch {}): {} ranks in {} groups of dp={}, {} threads per rank, device {}, {} backend ({}); {} trials ({} already complete), {} scheduling → {}",
+                 PEFT_VERSION, TORCH_VERSION, world_size, groups, dp, threads, device.str(), communicator->backend(),
+                 communicator->reason, trials.size(), trials.size() - pending.size(), spec.schedule, spec.output);
 
   // Dynamic scheduling: a shared counter on rank 0 (MPI one-sided fetch-and-add), so an idle
   // group takes the next trial without a coordinator loop.
@@ -256,6 +257,8 @@ int run_sweep(const SweepOptions& opt) {
   };
 
   install_signal_handlers();
+  // Between trials: one small all-reduce per trial. Inside a trial the flag travels in the
+  // step's all-reduce (Trainer::fit), so ctx.stop is this rank's flag alone.
   auto stop_requested = [&]() {
     int local = g_signal.load() != 0, any = local;
     if (dp > 1) PEFT_MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, group_comm));
@@ -279,7 +282,7 @@ int run_sweep(const SweepOptions& opt) {
     train::RunContext ctx;
     ctx.sync = communicator.get();
     ctx.local_rank = local_rank;
-    ctx.stop = stop_requested;
+    ctx.stop = [] { return g_signal.load() != 0; };
     ctx.measure_inference = leader;
     if (tty)
       ctx.progress = [&](const train::Progress& p) {
@@ -288,8 +291,22 @@ int run_sweep(const SweepOptions& opt) {
                   << std::flush;
       };
     spdlog::debug("group {} starts trial {} ({})", group, t.id, describe(t));
+    communicator->begin_trial();
     TrialResult r = train::run_trial(t, ctx);
     r.group = group;
+    {
+      // Failure agreement (README "Fault handling"): a rank that failed before training makes
+      // the start-of-training agreement its peers made in Trainer::fit; then every rank makes
+      // the end-of-trial one, and the lowest failing rank's error is the trial's.
+      const bool own_failure = r.status == "failed" && !communicator->peer_failure();
+      if (communicator->agreements() == 0) communicator->agree_failure(own_failure);
+      const int failing = communicator->agree_failure(own_failure);
+      if (failing >= 0) {
+        const std::string error = bcast_string(r.error, failing, group_comm);
+        r.status = "failed";
+        r.error = fmt::format("rank {} of group {} (world rank {}): {}", failing, group, group * dp + failing, error);
+      }
+    }
     if (tty) std::cerr << "\r" << std::string(100, ' ') << "\r";
     if (r.status == "interrupted") {
       interrupted = true;

@@ -2,6 +2,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <optional>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
@@ -27,6 +31,47 @@ bool no_decay(const std::string& name) {
   return name.size() >= 4 && (name.rfind("bias") == name.size() - 4 || name.find("LayerNorm") != std::string::npos ||
                               name.find("layer_norm") != std::string::npos);
 }
+
+// The tail of the flat gradient buffer: loss sum, count, stop flag, failure flag.
+constexpr int64_t kTail = 4;
+constexpr int64_t kLoss = 0, kCount = 1, kStop = 2, kFail = 3;
+
+/// PEFT_TEST_FAULT="rank=R,step=S[,what=throw|data|setup|stop]" (tests only): group rank R
+/// fails at training step S (throw: an exception in the step; data: an unreadable batch;
+/// setup: before training starts, step ignored; stop: a SIGTERM to this rank only). It fires
+/// once per process, in the first trial that reaches it.
+struct TestFault {
+  int rank = -1;
+  int64_t step = -1;
+  std::string what = "throw";
+};
+
+std::optional<TestFault> test_fault() {
+  const char* env = std::getenv("PEFT_TEST_FAULT");
+  if (!env || !*env) return std::nullopt;
+  TestFault f;
+  std::string text(env);
+  for (std::size_t p = 0; p <= text.size();) {
+    const std::size_t q = std::min(text.find(',', p), text.size());
+    const std::string item = text.substr(p, q - p);
+    const std::size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    try {
+      if (key == "rank") f.rank = std::stoi(value);
+      else if (key == "step") f.step = std::stoll(value);
+      else if (key == "what" && (value == "throw" || value == "data" || value == "setup" || value == "stop")) f.what = value;
+      else throw std::invalid_argument(key);
+    } catch (const std::logic_error&) {
+      throw_input("PEFT_TEST_FAULT=\"{}\": bad item \"{}\" (expected rank=R,step=S[,what=throw|data|setup|stop])", text, item);
+    }
+    p = q + 1;
+  }
+  if (f.rank < 0 || (f.step < 0 && f.what != "setup"))
+    throw_input("PEFT_TEST_FAULT=\"{}\": rank and step are required (rank=R,step=S[,what=...])", text);
+  return f;
+}
+
+bool g_fault_fired = false;
 
 }  // namespace
 
@@ -55,7 +100,9 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
   }
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
   flat_params_ = torch::empty({total}, f32);
-  flat_grad_ = torch::zeros({total + 2}, f32);
+  // [gradients..., loss sum, count, stop flag, failure flag]: the step's one all-reduce carries
+  // the signals and the failures of the group too (kTail slots after the gradients).
+  flat_grad_ = torch::zeros({total + kTail}, f32);
   grads_ = flat_grad_.narrow(0, 0, total);
   loss_slot_ = flat_grad_.narrow(0, total, 1);
   count_slot_ = flat_grad_.narrow(0, total + 1, 1);
@@ -124,6 +171,23 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   std::vector<double> base_lr;
   for (auto& g : groups_) base_lr.push_back(g.lr);
 
+  const auto fault = test_fault();
+  auto fault_at = [&](int64_t s, const char* what) {
+    if (!fault || g_fault_fired || fault->rank != rank || fault->what != what || (s >= 0 && fault->step != s)) return false;
+    g_fault_fired = true;
+    return true;
+  };
+  if (fault_at(-1, "setup")) throw std::runtime_error(fmt::format("PEFT_TEST_FAULT: injected failure before training on rank {}", rank));
+  // Start-of-training agreement: a rank that failed while setting the trial up makes the same
+  // collective from the driver, so nobody enters the step all-reduces alone.
+  if (dp > 1) {
+    const int failing = sync_.agree_failure(false);
+    if (failing >= 0) {
+      sync_.set_peer_failure();
+      throw std::runtime_error(fmt::format("rank {} of the data-parallel group failed before training", failing));
+    }
+  }
+
   torch::manual_seed(seed_ * 1000003ULL + static_cast<uint64_t>(rank));  // dropout / adapter dropout
   model_.train();
   double train_time = 0;
@@ -132,95 +196,155 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   int64_t loss_n = 0;
   const int64_t eval_every = settings_.eval_every;
 
-  // Losses stay on the device and are read back every `window` steps (and before every log,
-  // evaluation and the end): no host sync per step; a non-finite loss is found at its step.
-  const int64_t window = std::min<int64_t>(log_every, 16);
-  auto losses = torch::zeros({window}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  // The reduced tail of every step (loss sum, count, stop, failure) stays on the device and is
+  // read back every `window` steps (and before every log, evaluation and the end): no host sync
+  // per step; a non-finite loss is found at its step; all ranks read at the same steps, so
+  // they act on the stop and failure flags at the same step. On the CPU the buffer is host
+  // memory the (synchronous) MPI all-reduce has already filled: reading it every step is a
+  // few loads, so at dp > 1 a CPU group acts within the step the flag was raised in.
+  const int64_t window = dp > 1 && !device_.is_cuda() ? 1 : std::min<int64_t>(log_every, 16);
+  auto tails = torch::zeros({window, kTail}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  const auto tail = flat_grad_.narrow(0, flat_grad_.numel() - kTail, kTail);
+  auto stop_slot = tail.narrow(0, kStop, 1), fail_slot = tail.narrow(0, kFail, 1);
   int64_t pending = 0;
+  bool stop_seen = false, failure_seen = false;
+  int64_t flag_step = -1;
   auto read_losses = [&]() -> bool {
     if (pending == 0) return true;
-    auto host = losses.narrow(0, 0, pending).to(torch::kCPU);
+    auto host = tails.narrow(0, 0, pending).to(torch::kCPU).contiguous();
     const float* v = host.data_ptr<float>();
     const int64_t first = step - pending;
+    const int64_t n = pending;
     pending = 0;
-    for (int64_t i = 0; i < host.numel(); ++i) {
-      if (!std::isfinite(v[i])) {
+    // Flags first: identical on every rank (reduced values), so every rank acts on them at
+    // this same step. A failure ends the loop here; a stop after this step's log.
+    for (int64_t i = 0; i < n; ++i) {
+      if (v[i * kTail + kFail] > 0) {
+        failure_seen = true;
+        flag_step = first + i;
+        return false;
+      }
+      if (v[i * kTail + kStop] > 0 && !stop_seen) stop_seen = true, flag_step = first + i;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float l = v[i * kTail + kLoss] / std::max(v[i * kTail + kCount], 1.0f);
+      if (!std::isfinite(l)) {
         stats.diverged = true;
         stats.diverged_step = first + i;
         result.status = "diverged";
         result.diverged_step = first + i;
-        result.error = fmt::format("non-finite training loss ({}) at step {}", v[i], first + i);
+        result.error = fmt::format("non-finite training loss ({}) at step {}", l, first + i);
         step = first + i;
         return false;
       }
-      loss_acc += v[i];
+      loss_acc += l;
       ++loss_n;
     }
     return true;
   };
 
+  // A failure on this rank at dp > 1 (exception, out of memory, unreadable data) is caught and
+  // kept; the rank goes on taking part in the step all-reduces with zero gradients and the
+  // failure flag set, until the read-back at which every rank sees the flag and raises.
+  std::exception_ptr failure;
+  auto guarded = [&](auto&& fn) {
+    if (failure) return;
+    try {
+      fn();
+    } catch (...) {
+      if (dp == 1) throw;
+      failure = std::current_exception();
+    }
+  };
+
   for (int64_t epoch = 0; step < total; ++epoch) {
     for (int64_t index = 0; index < per_epoch && step < total; ++index) {
-      if (stop && stop()) {
+      const bool local_stop = stop && stop();  // this rank's signal flag: no communication
+      if (local_stop && dp == 1) {
         stats.interrupted = true;
         break;
       }
       const auto ts = Clock::now();
-      Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
-      // Counted on the host (no device sync): examples, or masked tokens for MLM. The gradients are divided by the global count after the all-reduce, so they are
-      // the global-batch mean whatever each rank's share.
-      const double local_count = b.count >= 0 ? static_cast<double>(b.count)
-                                 : kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
-                                                                     : (b.labels != -100).sum().item<double>();
-      const int64_t local_tokens = b.tokens >= 0 ? b.tokens : b.mask.sum().item<int64_t>();
-      b.ids = b.ids.to(device_, /*non_blocking=*/true);
-      b.mask = b.mask.to(device_, true);
-      b.labels = b.labels.to(device_, true);
+      bool reduced = false;
+      int64_t batch_rows = 0;
+      auto after_reduce = [&]() {
+        tails.narrow(0, pending, 1).copy_(tail.reshape({1, kTail}));
+        ++pending;
+        reduced = true;
+      };
+      guarded([&]() {
+        if (fault_at(step, "throw")) throw std::runtime_error(fmt::format("PEFT_TEST_FAULT: injected exception at step {} on rank {}", step, rank));
+        if (fault_at(step, "stop")) std::raise(SIGTERM);
+        if (fault_at(step, "data")) throw_input("PEFT_TEST_FAULT: unreadable training batch at step {} on rank {}", step, rank);
+        Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
+        // Counted on the host (no device sync): examples, or masked tokens for MLM. The gradients are divided by the global count after the all-reduce, so they are
+        // the global-batch mean whatever each rank's share.
+        const double local_count = b.count >= 0 ? static_cast<double>(b.count)
+                                   : kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
+                                                                       : (b.labels != -100).sum().item<double>();
+        const int64_t local_tokens = b.tokens >= 0 ? b.tokens : b.mask.sum().item<int64_t>();
+        b.ids = b.ids.to(device_, /*non_blocking=*/true);
+        b.mask = b.mask.to(device_, true);
+        b.labels = b.labels.to(device_, true);
 
-      flat_grad_.zero_();
-      torch::Tensor loss;
-      {
-        model::AutocastGuard autocast(device_, bf16_);  // left on no exception path
-        loss = loss_sum(b);
-      }
-      loss.backward();
-      {
+        flat_grad_.zero_();
+        torch::Tensor loss;
+        {
+          model::AutocastGuard autocast(device_, bf16_);  // left on no exception path
+          loss = loss_sum(b);
+        }
+        loss.backward();
+        {
+          torch::NoGradGuard no_grad;
+          loss_slot_.copy_(loss.detach().reshape({1}));
+          count_slot_.fill_(local_count);
+          if (local_stop) stop_slot.fill_(1.0);
+          // Gradients, loss, count and the stop flag: one collective.
+          if (dp > 1) sync_.allreduce_sum(flat_grad_);
+          after_reduce();
+          count_slot_.clamp_min_(1.0);
+          grads_.div_(count_slot_);
+        }
+        if (hooks_.penalty) {
+          // A penalty of the parameters (L1): identical on every rank, so added after the
+          // all-reduce, once. Its gradient accumulates into the same buffer.
+          auto pen = hooks_.penalty();
+          if (pen.defined()) pen.backward();
+        }
         torch::NoGradGuard no_grad;
-        loss_slot_.copy_(loss.detach().reshape({1}));
-        count_slot_.fill_(local_count);
-        if (dp > 1) sync_.allreduce_sum(flat_grad_);  // gradients, loss and count: one collective
-        count_slot_.clamp_min_(1.0);
-        grads_.div_(count_slot_);
-        losses.narrow(0, pending, 1).copy_(loss_slot_).div_(count_slot_);
-      }
-      ++pending;
-      if (hooks_.penalty) {
-        // A penalty of the parameters (L1): identical on every rank, so added after the
-        // all-reduce, once. Its gradient accumulates into the same buffer.
-        auto pen = hooks_.penalty();
-        if (pen.defined()) pen.backward();
-      }
-      torch::NoGradGuard no_grad;
-      if (settings_.max_grad_norm > 0) {
-        // torch's clip_grad_norm_ on the flat buffer, without reading the norm back:
-        // scale = min(1, max_norm / (norm + 1e-6)).
-        at::linalg_vector_norm_out(clip_scale_, grads_, 2);
-        clip_scale_.add_(1e-6).reciprocal_().mul_(settings_.max_grad_norm).clamp_max_(1.0);
-        grads_.mul_(clip_scale_);
+        if (settings_.max_grad_norm > 0) {
+          // torch's clip_grad_norm_ on the flat buffer, without reading the norm back:
+          // scale = min(1, max_norm / (norm + 1e-6)).
+          at::linalg_vector_norm_out(clip_scale_, grads_, 2);
+          clip_scale_.add_(1e-6).reciprocal_().mul_(settings_.max_grad_norm).clamp_max_(1.0);
+          grads_.mul_(clip_scale_);
+        }
+        const double factor = linear_warmup_decay(step, warmup, total);
+        optimizer_->step(factor);
+        if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total, factor);
+        batch_rows = b.labels.size(0);
+        stats.tokens += local_tokens * dp;  // approximate global tokens (equal shards)
+      });
+      if (failure && !reduced) {
+        // This rank failed before its share of the step's all-reduce: it still takes part,
+        // with zero gradients and the failure flag.
+        torch::NoGradGuard no_grad;
+        flat_grad_.zero_();
+        fail_slot.fill_(1.0);
+        if (local_stop) stop_slot.fill_(1.0);
+        sync_.allreduce_sum(flat_grad_);
+        after_reduce();
       }
       const double factor = linear_warmup_decay(step, warmup, total);
-      optimizer_->step(factor);
-      if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total, factor);
       ++step;
-      stats.samples += dp * static_cast<int64_t>(b.labels.size(0));
-      stats.tokens += local_tokens * dp;  // approximate global tokens (equal shards)
+      stats.samples += dp * batch_rows;
       const bool log_now = step % log_every == 0 || step == total;
       const bool eval_now = eval_every > 0 && step % eval_every == 0 && step < total;
       // The read-back waits for the device to finish the queued steps: part of training time.
       const bool ok = (pending < window && !log_now && !eval_now) || read_losses();
       train_time += seconds_since(ts);
       if (!ok) break;
-      if (log_now) {
+      if (log_now && !failure) {
         result.train_step.push_back(step);
         result.train_loss.push_back(loss_acc / static_cast<double>(std::max<int64_t>(1, loss_n)));
         result.train_lr.push_back(base_lr.empty() ? 0.0 : base_lr[0] * factor);
@@ -232,15 +356,31 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
           progress({step, total, result.train_loss.back(), sps, eta});
         }
       }
-      if (eval_now) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+      if (stop_seen && step < total) break;
+      if (eval_now) guarded([&]() { record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch)); });
     }
-    if (!stats.diverged) {  // losses of the epoch's last steps (sets stats.diverged if one is bad)
+    if (!stats.diverged && !stats.interrupted && !failure_seen) {
+      // Losses (and flags) of the epoch's last steps (sets stats.diverged if one is bad).
       const auto tr = Clock::now();
       read_losses();
       train_time += seconds_since(tr);
     }
-    if (stats.diverged || stats.interrupted) break;
-    if (eval_every <= 0 || step == total) record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch));
+    if (stats.diverged || stats.interrupted || failure_seen) break;
+    // A stop raised in the last step of training: the training is complete, so the trial is
+    // too; the driver's between-trials check stops the sweep.
+    if (stop_seen && step < total) break;
+    if (eval_every <= 0 || step == total)
+      guarded([&]() { record_eval(data, result, step, static_cast<double>(step) / static_cast<double>(per_epoch)); });
+  }
+  // Every rank of the group has left the step loop at the same step.
+  if (failure) std::rethrow_exception(failure);  // this rank's own failure
+  if (failure_seen) {
+    sync_.set_peer_failure();
+    throw std::runtime_error(fmt::format("another rank of the data-parallel group failed (failure flag read at step {})", flag_step));
+  }
+  if (stop_seen && step < total) {
+    stats.interrupted = true;
+    spdlog::debug("rank {}: stop flag of step {} read at step {}", rank, flag_step, step);
   }
   stats.steps = step;
   stats.train_seconds = train_time;
