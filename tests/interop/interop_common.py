@@ -24,9 +24,14 @@ def skip(reason):
     sys.exit(77)
 
 
+def shared_data_path():
+    """Where the shared data folder is looked for: $PEFT_SHARED_DATA, else ../shared/data."""
+    return Path(os.environ.get("PEFT_SHARED_DATA") or (SRC.parent / "shared" / "data"))
+
+
 def shared_data():
     """The shared data folder, or None when it is absent."""
-    d = Path(os.environ.get("PEFT_SHARED_DATA") or (SRC.parent / "shared" / "data"))
+    d = shared_data_path()
     return d if d.is_dir() else None
 
 

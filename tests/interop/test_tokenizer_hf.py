@@ -15,11 +15,11 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from interop_common import Checks, run, shared_data, skip, tool
+from interop_common import Checks, run, shared_data, shared_data_path, skip, tool
 
 data = shared_data()
 if data is None:
-    skip("../shared/data absent (PEFT_SHARED_DATA unset): the tokenizer comparison needs the real corpora")
+    skip(f"shared data absent ({shared_data_path()}): the tokenizer comparison needs SST-2, IMDB, WikiText-2 and the bert-base-uncased vocabulary")
 tok_dir = data / "distilbert-base-uncased"
 if not (tok_dir / "tokenizer.json").is_file():
     skip(f"{tok_dir}/tokenizer.json absent")
