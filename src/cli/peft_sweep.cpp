@@ -7,6 +7,8 @@
 
 #include "cli/cli_common.h"
 #include "cli/single_trial.h"
+#include "config/dump_config.h"
+#include "config/sweep_spec.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "sweep/driver.h"
@@ -16,7 +18,7 @@ namespace {
 using namespace peft::cli;
 
 const char* kUsage =
-    "peft-sweep [SWEEP.toml] [--dry-run] [--output PATH] [--resume] [--schedule dynamic|static] [--shard i/N]\n"
+    "peft-sweep [SWEEP.toml] [--dry-run] [--dump-config] [--output PATH] [--resume] [--schedule dynamic|static] [--shard i/N]\n"
     "       peft-sweep trial --method M --dataset D [options]   (one trial, one process; see peft-sweep trial --help)\n"
     "       peft-sweep merge OUT.h5 PART.h5...                  (combine job-array results files)\n"
     "Without SWEEP.toml the embedded demo sweep (sweeps/demo.toml) runs.";
@@ -28,6 +30,8 @@ int sweep_main(int argc, char** argv) {
   desc.add_options()
       ("sweep", po::value(&o.sweep_path), "the TOML sweep file (default: the embedded demo sweep)")
       ("dry-run", po::bool_switch(&o.dry_run), "print the expanded trials and the rank group that takes each, then exit")
+      ("dump-config", po::bool_switch(&o.dump_config), "print the resolved sweep as TOML, every default included, then exit")
+      ("ranks", po::value(&o.ranks), "with --dry-run: plan for N ranks (default: the MPI world size), no mpirun needed")
       ("output,o", po::value(&o.output), "results file (overrides [sweep] output)")
       ("resume", po::bool_switch(&o.resume), "continue an existing results file: skip complete trials, rerun failed and missing ones")
       ("schedule", po::value(&o.schedule), "dynamic (default: idle group takes the next, largest first) or static")
@@ -46,6 +50,24 @@ int sweep_main(int argc, char** argv) {
   }
   if (vm.count("version")) {
     if (world_rank == 0) std::cout << version_banner() << "\n";
+    return 0;
+  }
+  if (o.dump_config) {
+    // as the driver resolves it: the file (or the embedded demo) plus --output / --schedule
+    try {
+      peft::SweepSpec spec = o.sweep_path.empty()
+                                 ? peft::parse_sweep_string(peft::embedded_demo_sweep(), "sweeps/demo.toml (embedded)", false)
+                                 : peft::parse_sweep_file(o.sweep_path, false);
+      if (!o.output.empty()) spec.output = o.output;
+      if (!o.schedule.empty()) {
+        if (o.schedule != "dynamic" && o.schedule != "static") peft::throw_input("--schedule must be dynamic or static (found \"{}\")", o.schedule);
+        spec.schedule = o.schedule;
+      }
+      if (world_rank == 0) std::cout << peft::dump_config(spec);
+    } catch (const std::invalid_argument& e) {
+      if (world_rank == 0) std::cerr << "peft-sweep: error: " << e.what() << "\n";
+      return 2;
+    }
     return 0;
   }
   return peft::sweep::run_sweep(o);

@@ -11,6 +11,8 @@ struct SweepOptions {
   std::string schedule;          // overrides [sweep] schedule (dynamic | static)
   std::string shard;             // "i/N": this job runs every N-th trial starting at i
   bool dry_run = false;
+  int ranks = 0;                 // --dry-run only: the world size to plan for (0: the real one)
+  bool dump_config = false;      // print the resolved sweep as TOML (every default) and exit
   bool resume = false;
 };
 
