@@ -67,6 +67,16 @@ void read_datasets(const toml::table* datasets_table, const GridNodes& grid, Swe
     r.get("synthetic_train", d.synthetic_train, IntRange::at_least(1));
     r.get("synthetic_eval", d.synthetic_eval, IntRange::at_least(1));
     const bool has_path = r.get("path", d.path);
+    // A sequence longer than the model's positions would fail only after the data loaded.
+    const char* length_key = dataset_is_mlm(name) ? "block_size" : "max_length";
+    const int64_t length = dataset_is_mlm(name) ? d.block_size : d.max_length;
+    if (ctx.max_positions > 0 && length > ctx.max_positions && grid.dataset.count(name)) {
+      const toml::node* n = r.node(length_key);
+      ctx.errors.at(n ? n->source() : grid.dataset.at(name)->source(), path + "." + length_key,
+                    fmt::format("{}{} exceeds the model's max_position_embeddings {} ({}){}", n ? "" : "the default ",
+                                length, ctx.max_positions, ctx.positions_source,
+                                n ? "" : fmt::format(": set {}.{}", path, length_key)));
+    }
     r.finish("key", [&](std::string_view key) { return misplaced_hint(name, key); });
 
     const auto in_grid = grid.dataset.find(name);

@@ -21,6 +21,10 @@ struct Context {
   bool check_paths = true;
   int64_t dp = 1;
   const toml::node* dp_node = nullptr;  // [sweep] dp, when written
+  // The model's max_position_embeddings (0: unknown, e.g. a checkpoint not checked on disk)
+  // and what sets it, for errors about sequence lengths.
+  int64_t max_positions = 0;
+  std::string positions_source;
 };
 
 /// Every key of [train]; the subset a [methods.<name>] table may override.

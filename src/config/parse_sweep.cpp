@@ -1,18 +1,21 @@
 // The sweep file as a whole: TOML syntax, the top-level tables, [sweep], [model], [grid].
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "config/known_names.h"
 #include "config/parse_sections.h"
 #include "config/sweep_spec.h"
 #include "core/error.h"
+#include "core/tiny_preset.h"
 #include "core/vocab_path.h"
 
 namespace peft {
@@ -24,9 +27,12 @@ const std::vector<std::string> kSweepKeys = {"name", "output", "dp", "seeds", "s
 const std::vector<std::string> kModelKeys = {"checkpoint", "preset", "vocab", "pretrain", "pretrain_steps", "cache_dir"};
 const std::vector<std::string> kGridKeys = {"method", "rank", "sparsity", "dataset", "seed", "lr", "alpha"};
 
+// A plain loop, not std::regex: libstdc++'s regex matcher recurses once per character and
+// overflows the stack on values of a few hundred kB.
 bool safe_name(const std::string& s) {
-  static const std::regex re("[A-Za-z0-9_.-]+");
-  return std::regex_match(s, re);
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
 }
 
 /// One grid axis: a scalar or a non-empty array of distinct values, each checked by `check`.
@@ -86,6 +92,7 @@ void read_sweep(const toml::table* table, SweepSpec& spec, Context& ctx) {
   if (r.get("dp", spec.dp, IntRange::at_least(1))) {
     ctx.dp = spec.dp;
     ctx.dp_node = r.node("dp");
+    spec.dp_pos = {ctx.dp_node->source().begin.line, ctx.dp_node->source().begin.column};
   }
   std::vector<int64_t> seeds;
   if (read_axis(r, "seeds", seeds, [&](const toml::node& n, const std::string& key, int64_t& v) {
@@ -94,6 +101,26 @@ void read_sweep(const toml::table* table, SweepSpec& spec, Context& ctx) {
     spec.seeds.assign(seeds.begin(), seeds.end());
   r.get("schedule", spec.schedule, {"dynamic", "static"});
   r.finish();
+}
+
+/// max_position_embeddings of a checkpoint's config.json, so that sequence lengths are checked
+/// before any data loads. A config.json that cannot be read is reported here too.
+void read_checkpoint_positions(const toml::node& where, const std::filesystem::path& config, Context& ctx) {
+  std::ifstream in(config, std::ios::binary);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    ctx.errors.at(where, "model.checkpoint", fmt::format("{}: not a JSON object", config.string()));
+    return;
+  }
+  const auto it = j.find("max_position_embeddings");
+  if (it == j.end()) return;  // the loader applies transformers' default
+  if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+    ctx.errors.at(where, "model.checkpoint",
+                  fmt::format("{}: max_position_embeddings must be a positive integer", config.string()));
+    return;
+  }
+  ctx.max_positions = it->get<int64_t>();
+  ctx.positions_source = fmt::format("{}", config.string());
 }
 
 void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
@@ -146,6 +173,12 @@ void read_model(const toml::table* table, ModelSettings& m, Context& ctx) {
       ctx.errors.at(n, "model.checkpoint",
                     fmt::format("'{}' has no config.json (expected a Hugging Face checkpoint folder)",
                                 m.checkpoint));
+    else if (ctx.check_paths)
+      read_checkpoint_positions(n, fs::path(m.checkpoint) / "config.json", ctx);
+  } else if (m.preset == "tiny") {
+    ctx.max_positions = tiny_max_positions(m);
+    ctx.positions_source = m.vocab.empty() ? "model.preset = \"tiny\" with the synthetic vocabulary"
+                                           : "model.preset = \"tiny\" with model.vocab";
   }
 }
 
@@ -227,7 +260,7 @@ SweepSpec parse_sweep_string(const std::string& text, const std::string& origin,
   SweepSpec spec;
   spec.origin = origin;
   spec.text = text;
-  ErrorList errors(origin);
+  ErrorList errors(origin, text);
   Context ctx{errors, check_paths};
 
   TableReader top(&root, "", kRootTables, errors);
@@ -267,6 +300,11 @@ SweepSpec parse_sweep_string(const std::string& text, const std::string& origin,
   read_datasets(datasets, grid_nodes, spec, ctx);
   errors.throw_if_any();
   return spec;
+}
+
+std::string SweepSpec::locate(SourcePos where, const std::string& key, const std::string& message) const {
+  const SourcePos at = where.line == 0 ? SourcePos{1, 1} : where;
+  return fmt::format("{}:{}:{}: {}: {}", origin, at.line, at.column, key, message);
 }
 
 SweepSpec parse_sweep_file(const std::string& path, bool check_paths) {

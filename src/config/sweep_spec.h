@@ -30,12 +30,19 @@ struct MethodPlan {
   TrainSettings train;
 };
 
+/// A place in the sweep file (1-based; line 0 = not written there).
+struct SourcePos {
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
 struct SweepSpec {
   std::string origin;            // the file path (or a name for embedded text), used in messages
   std::string text;              // the sweep file's full text (stored in the results file)
   std::string name;
   std::string output;            // results .h5 path
   int64_t dp = 1;                // ranks per trial
+  SourcePos dp_pos;              // where sweep.dp was written (line 0: the default)
   std::string schedule = "dynamic";  // dynamic | static
   std::vector<uint64_t> seeds = {1};
   ModelSettings model;
@@ -45,6 +52,11 @@ struct SweepSpec {
   std::map<std::string, DatasetSettings> datasets;  // every dataset in grid.dataset, resolved
   GridAxes grid;
   std::vector<std::string> warnings;  // harmless oddities (an axis no trial uses, …)
+
+  /// "origin:line:column: key: message", the form of every sweep-file error, for checks made
+  /// after parsing (sweep.dp against the world size, say). Without a position (line 0) it
+  /// points at 1:1.
+  std::string locate(SourcePos where, const std::string& key, const std::string& message) const;
 };
 
 /// Reads and validates a sweep file. `check_paths = false` skips the on-disk checks of the

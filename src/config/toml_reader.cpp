@@ -12,12 +12,20 @@ namespace peft::config_detail {
 
 // ---- ErrorList -------------------------------------------------------------------------
 
+ErrorList::ErrorList(std::string origin, std::string_view text) : origin_(std::move(origin)) {
+  uint32_t line = 1, column = 1;
+  for (char c : text) {
+    if (c == '\n') ++line, column = 1;
+    else if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++column;  // count code points, as TOML++ does
+  }
+  end_ = {line, column};
+}
+
 std::string ErrorList::locate(const toml::source_region& where, std::string_view key,
                               std::string_view message) const {
-  std::string pos = where.begin.line == 0
-                        ? origin_
-                        : fmt::format("{}:{}:{}", origin_, where.begin.line, where.begin.column);
-  return key.empty() ? fmt::format("{}: {}", pos, message) : fmt::format("{}: {}: {}", pos, key, message);
+  const toml::source_position pos = where.begin.line == 0 ? end_ : where.begin;
+  const std::string at = fmt::format("{}:{}:{}", origin_, pos.line, pos.column);
+  return key.empty() ? fmt::format("{}: {}", at, message) : fmt::format("{}: {}: {}", at, key, message);
 }
 
 void ErrorList::at(const toml::source_region& where, std::string_view key, std::string_view message) {
@@ -26,8 +34,7 @@ void ErrorList::at(const toml::source_region& where, std::string_view key, std::
 }
 
 void ErrorList::general(std::string_view key, std::string_view message) {
-  // Position-less errors sort after the others.
-  entries_.push_back({std::numeric_limits<uint32_t>::max(), 0, locate({}, key, message)});
+  entries_.push_back({end_.line, end_.column, locate({}, key, message)});
 }
 
 void ErrorList::throw_if_any() const {
@@ -85,6 +92,9 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
   std::size_t best = 3;
   const std::string* pick = nullptr;
   for (const std::string& c : candidates) {
+    // The distance is at least the difference in length: skip the n·m table for words that
+    // cannot be within 2 edits (a value of hundreds of kB against a key name, say).
+    if (lower.size() > c.size() + 2 || c.size() > lower.size() + 2) continue;
     const std::size_t d = edit_distance(lower, c);
     if (d < best) best = d, pick = &c;
   }

@@ -15,14 +15,17 @@ namespace peft::config_detail {
 
 class ErrorList {
  public:
-  explicit ErrorList(std::string origin) : origin_(std::move(origin)) {}
+  /// `text` is the file's content: errors without a position of their own (a missing
+  /// table) point at its end.
+  ErrorList(std::string origin, std::string_view text);
   void at(const toml::source_region& where, std::string_view key, std::string_view message);
   void at(const toml::node& node, std::string_view key, std::string_view message) {
     at(node.source(), key, message);
   }
   /// "origin:line:column: key: message" (the form of every error and warning).
   std::string locate(const toml::source_region& where, std::string_view key, std::string_view message) const;
-  /// An error with no position (a missing table, say).
+  /// An error with no position of its own (a missing table, say): placed at the end of the
+  /// file, where the missing table would go.
   void general(std::string_view key, std::string_view message);
   bool empty() const { return entries_.empty(); }
   /// Throws one peft::InputError with every error, sorted by position, one per line.
@@ -35,6 +38,7 @@ class ErrorList {
     std::string text;
   };
   std::string origin_;
+  toml::source_position end_{1, 1};  // just past the last character
   std::vector<Entry> entries_;
 };
 
