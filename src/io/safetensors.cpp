@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 
 namespace peft::st {
 namespace {
@@ -281,21 +282,21 @@ TensorInfo SafetensorsReader::Impl::read_entry(const std::string& name, const js
   if (!shape.is_array()) fail_tensor(name, "'shape' must be an array, found {}", shape.type_name());
   for (const json& d : shape) {
     if (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0)
-      fail_tensor(name, "negative dimension {} in shape {}", d.get<int64_t>(), shape.dump());
+      fail_tensor(name, "negative dimension {} in shape {}", d.get<int64_t>(), json_excerpt(shape));
     auto v = as_non_negative(d);
-    if (!v) fail_tensor(name, "shape {} holds a non-integer dimension", shape.dump());
+    if (!v) fail_tensor(name, "shape {} holds a non-integer dimension", json_excerpt(shape));
     if (*v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      fail_tensor(name, "dimension {} in shape {} is too large", *v, shape.dump());
+      fail_tensor(name, "dimension {} in shape {} is too large", *v, json_excerpt(shape));
     t.shape.push_back(static_cast<int64_t>(*v));
   }
 
   const json& offsets = entry.at("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2)
-    fail_tensor(name, "'data_offsets' must be an array [begin, end], found {}", offsets.dump());
+    fail_tensor(name, "'data_offsets' must be an array [begin, end], found {}", json_excerpt(offsets));
   auto b = as_non_negative(offsets[0]);
   auto e = as_non_negative(offsets[1]);
   if (!b || !e)
-    fail_tensor(name, "'data_offsets' {} must hold two non-negative integers", offsets.dump());
+    fail_tensor(name, "'data_offsets' {} must hold two non-negative integers", json_excerpt(offsets));
   t.begin = *b;
   t.end = *e;
   if (t.begin > t.end)

@@ -10,9 +10,9 @@
 
 #include <cmath>
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "quant/bnb_quant_state.h"
 #include "quant/nf4.h"
 #include "quant/nf4_tables.h"
 
@@ -108,66 +108,20 @@ NF4Weight from_bnb_state_dict(const std::map<std::string, torch::Tensor>& sd, co
   const torch::Tensor state = get(kQuantStateKey, torch::kUInt8).to(torch::kCPU);
   const std::string qs_key = base + kQuantStateKey;
 
-  nlohmann::json js;
-  try {
-    const auto* bytes = state.data_ptr<uint8_t>();
-    js = nlohmann::json::parse(std::string(bytes, bytes + state.numel()));
-  } catch (const nlohmann::json::exception& e) {
-    throw_input("bitsandbytes state dict: '{}' does not hold valid JSON: {}", qs_key, e.what());
-  }
-  auto field = [&](const char* name) -> const nlohmann::json& {
-    if (!js.is_object() || !js.contains(name))
-      throw_input("bitsandbytes state dict: '{}' lacks the field \"{}\"", qs_key, name);
-    return js.at(name);
-  };
-  auto int_field = [&](const char* name) -> int64_t {
-    const auto& v = field(name);
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-      throw_input("bitsandbytes state dict: '{}' field \"{}\" must be a positive integer, got {}",
-                  qs_key, name, v.dump());
-    return v.get<int64_t>();
-  };
-  auto str_field = [&](const char* name) -> std::string {
-    const auto& v = field(name);
-    if (!v.is_string())
-      throw_input("bitsandbytes state dict: '{}' field \"{}\" must be a string, got {}", qs_key,
-                  name, v.dump());
-    return v.get<std::string>();
-  };
-
-  if (const std::string qt = str_field("quant_type"); qt != "nf4")
-    throw_input("bitsandbytes state dict: '{}' has quant_type \"{}\"; only nf4 is supported", qs_key, qt);
-  const int64_t blocksize = int_field("blocksize");
-  if (blocksize % 2 != 0 || blocksize > (1 << 20))
-    throw_input("bitsandbytes state dict: '{}' field \"blocksize\" must be even, got {}", qs_key, blocksize);
-  w.blocksize = static_cast<int>(blocksize);
-  const std::string dt = str_field("dtype");
-  if (dt == "float32") w.dtype = torch::kFloat32;
-  else if (dt == "float16") w.dtype = torch::kFloat16;
-  else if (dt == "bfloat16") w.dtype = torch::kBFloat16;
-  else throw_input("bitsandbytes state dict: '{}' field \"dtype\" is \"{}\"; expected float32, float16 or bfloat16", qs_key, dt);
-  const auto& shape = field("shape");
-  if (!shape.is_array())
-    throw_input("bitsandbytes state dict: '{}' field \"shape\" must be a list, got {}", qs_key, shape.dump());
-  for (const auto& s : shape) {
-    if (!s.is_number_integer() || s.get<int64_t>() < 0)
-      throw_input("bitsandbytes state dict: '{}' field \"shape\" must hold non-negative integers, got {}",
-                  qs_key, shape.dump());
-    w.shape.push_back(s.get<int64_t>());
-  }
-  w.nested_blocksize = static_cast<int>(int_field("nested_blocksize"));
-  if (const std::string nd = str_field("nested_dtype"); nd != "float32")
-    throw_input("bitsandbytes state dict: '{}' field \"nested_dtype\" is \"{}\"; expected float32", qs_key, nd);
-  const auto& off = field("nested_offset");
-  if (!off.is_number())
-    throw_input("bitsandbytes state dict: '{}' field \"nested_offset\" must be a number, got {}", qs_key, off.dump());
-  w.offset = static_cast<float>(off.get<double>());
+  const auto* bytes = reinterpret_cast<const char*>(state.data_ptr<uint8_t>());
+  const BnbQuantState qs = parse_bnb_quant_state(std::string_view(bytes, static_cast<std::size_t>(state.numel())), qs_key);
+  w.blocksize = static_cast<int>(qs.blocksize);
+  w.dtype = qs.dtype == "float32" ? torch::kFloat32 : qs.dtype == "float16" ? torch::kFloat16 : torch::kBFloat16;
+  w.shape = qs.shape;
+  w.nested_blocksize = static_cast<int>(qs.nested_blocksize);
+  w.offset = static_cast<float>(qs.nested_offset);
+  const std::string shape = fmt::format("[{}]", fmt::join(qs.shape, ","));  // as json::dump wrote it
 
   // Sizes must agree with the shape.
   const int64_t n = w.numel();
   if (w.packed.numel() != (n + 1) / 2)
     throw_input("bitsandbytes state dict: '{}' has {} bytes; shape {} needs {}", base,
-                w.packed.numel(), shape.dump(), (n + 1) / 2);
+                w.packed.numel(), shape, (n + 1) / 2);
   if (w.absmax_q.numel() != w.n_blocks())
     throw_input("bitsandbytes state dict: '{}' has {} entries; {} blocks of {} expected",
                 base + ".absmax", w.absmax_q.numel(), w.n_blocks(), w.blocksize);

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 #include "text/wordpiece.h"
 
 namespace peft::text {
@@ -73,14 +74,14 @@ std::vector<std::string> parse_tokenizer_json(const std::string& path, const std
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(content);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number such as 1e99999
     throw_input("{}: not a valid tokenizer.json (it starts with '{{'): {}", path, e.what());
   }
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw_input("{}: tokenizer.json has no \"model\" object", path);
   const nlohmann::json& model = j["model"];
   if (model.contains("type") && model["type"] != "WordPiece")
-    throw_input("{}: model.type is {}, expected \"WordPiece\"", path, model["type"].dump());
+    throw_input("{}: model.type is {}, expected \"WordPiece\"", path, json_excerpt(model["type"]));
   if (!model.contains("vocab") || !model["vocab"].is_object())
     throw_input("{}: tokenizer.json has no model.vocab object", path);
   const nlohmann::json& entries = model["vocab"];
@@ -90,7 +91,7 @@ std::vector<std::string> parse_tokenizer_json(const std::string& path, const std
   for (auto it = entries.begin(); it != entries.end(); ++it) {
     if (!it.value().is_number_integer())
       throw_input("{}: model.vocab[\"{}\"] is {}, expected an integer id", path, it.key(),
-                  it.value().dump());
+                  json_excerpt(it.value()));
     const int64_t id = it.value().get<int64_t>();
     if (id < 0 || static_cast<std::size_t>(id) >= vocab.size())
       throw_input(
