@@ -297,9 +297,16 @@ def fig_quality_vs_params(df, path):
     return path
 
 
+def _err(std):
+    """Error-bar lengths: NaN (no bar) where a point has one value; None when no point has
+    more than one, so single-seed results get no error bars rather than ±0 ones."""
+    values = np.asarray(std, dtype=float)
+    return None if not np.isfinite(values).any() else values
+
+
 def _mean_std(d, by, col):
     g = d.groupby(by)[col]
-    return g.mean(), g.std(ddof=1).fillna(0.0)
+    return g.mean(), g.std(ddof=1)
 
 
 def fig_quality_vs_rank(df, path):
@@ -318,7 +325,7 @@ def fig_quality_vs_rank(df, path):
                 mean, std = _mean_std(dm, "rank", col)
                 x = mean.index.to_numpy(float) * _dodge(ranked.index(m), len(ranked),
                                                          0.012)
-                ax.errorbar(x, mean.values, yerr=std.values, color=c,
+                ax.errorbar(x, mean.values, yerr=_err(std), color=c,
                             marker=METHOD_MARKER.get(m, "o"), capsize=3,
                             label=method_label(m))
             else:  # no rank: a horizontal reference line
@@ -333,7 +340,7 @@ def fig_quality_vs_rank(df, path):
             ax.set_xlim(min(ranks) / 1.35, max(ranks) * 1.35)
         _quality_axis(ax, col, d[col])
         ax.set_xlabel("adapter rank r (log scale; methods drawn side by side)")
-        ax.set_ylabel(label + "\nmean ± std over seeds")
+        ax.set_ylabel(label + "\nmean ± std over seeds (no bar: one seed)")
         ax.set_title(dataset_label(ds))
         ax.grid(True, alpha=0.3)
     n = _legend_below(fig, axes, ncol=3)
@@ -357,16 +364,16 @@ def fig_quality_vs_sparsity(df, path):
             if dr.empty:
                 continue
             g = dr.groupby("sparsity")
-            x, xe = g["adapter_sparsity"].mean(), g["adapter_sparsity"].std(ddof=1).fillna(0)
-            y, ye = g[col].mean(), g[col].std(ddof=1).fillna(0)
+            x, xe = g["adapter_sparsity"].mean(), g["adapter_sparsity"].std(ddof=1)
+            y, ye = g[col].mean(), g[col].std(ddof=1)
             c = cmap(i / max(1, len(ranks) - 1) * 0.85)
             # markers shrink with the rank so that equal results stay visible
-            ax.errorbar(x.values, y.values, xerr=xe.values, yerr=ye.values, color=c,
+            ax.errorbar(x.values, y.values, xerr=_err(xe), yerr=_err(ye), color=c,
                         marker="osD^v"[i % 5], ms=max(3, 10 - 2.5 * i), capsize=3,
                         alpha=0.9, label=f"rank {r}")
         _quality_axis(ax, col, d[col])
         ax.set_xlabel("achieved adapter sparsity (fraction of zeros)")
-        ax.set_ylabel(label + "\nmean ± std over seeds")
+        ax.set_ylabel(label + "\nmean ± std over seeds (no bar: one seed)")
         ax.set_title(f"Sparse LoRA, {dataset_label(ds)}")
         ax.grid(True, alpha=0.3)
     n = _legend_below(fig, axes)
@@ -395,8 +402,8 @@ def fig_cost(df, path):
                 ("train_seconds", 1.0, "training time (s)")]):
             g = d.groupby("method")[col]
             mean = g.mean().reindex(methods) / scale
-            std = g.std(ddof=1).reindex(methods).fillna(0) / scale
-            ax.bar(x, mean.values, yerr=std.values, color=cols, capsize=3,
+            std = g.std(ddof=1).reindex(methods) / scale
+            ax.bar(x, mean.values, yerr=_err(std), color=cols, capsize=3,
                    edgecolor="black", linewidth=0.5)
             ax.set_ylabel(ylab)
         ax = row[2]
@@ -405,9 +412,9 @@ def fig_cost(df, path):
             if col not in d:
                 continue
             g = d.groupby("method")[col]
-            mean, std = g.mean().reindex(methods), g.std(ddof=1).reindex(methods).fillna(0)
+            mean, std = g.mean().reindex(methods), g.std(ddof=1).reindex(methods)
             xs = x + (j - 0.5) * w
-            ax.bar(xs, mean.fillna(0).values, w, yerr=std.values, color=cols,
+            ax.bar(xs, mean.fillna(0).values, w, yerr=_err(std), color=cols,
                    hatch=hatch, capsize=3, edgecolor="black", linewidth=0.5,
                    label=name)
             for xi, v in zip(xs, mean.values):
@@ -424,8 +431,8 @@ def fig_cost(df, path):
             ax.set_title(f"{t}, {dataset_label(ds)}")
             ax.grid(True, axis="y", alpha=0.3)
             ax.set_ylim(bottom=0)
-    fig.suptitle("Cost per method (mean ± std over the trials of each method; "
-                 "n/a: not measured)")
+    fig.suptitle("Cost per method (mean ± std over the trials of each method, no bar for "
+                 "a single trial; n/a: not measured)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

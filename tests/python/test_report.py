@@ -241,3 +241,42 @@ def test_failed_and_missing_trials_are_listed(results, tmp_path):
     # the failed and the missing trial are left out of the tables, the rest is there
     assert failed not in md.split("## Failed", 1)[0]
     assert (tmp_path / "out" / "quality_vs_params.png").exists()
+
+
+def _load_report_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("peft_report", REPORT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_error_bars_only_with_several_seeds():
+    rep = _load_report_module()
+    assert rep._err(np.array([np.nan, np.nan])) is None          # single seed: no bars at all
+    both = rep._err(np.array([np.nan, 0.5]))
+    assert np.isnan(both[0]) and both[1] == 0.5                   # no bar where n = 1
+
+
+def test_single_seed_figures_draw_no_error_bars(results, tmp_path, monkeypatch):
+    # The fixture sweep has one seed: every errorbar/bar call gets no error lengths.
+    import matplotlib.axes
+    rep = _load_report_module()
+    seen = []
+    real_errorbar, real_bar = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.bar
+
+    def errorbar(self, *a, **k):
+        seen.append((k.get("xerr"), k.get("yerr")))
+        return real_errorbar(self, *a, **k)
+
+    def bar(self, *a, **k):
+        seen.append((None, k.get("yerr")))
+        return real_bar(self, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", bar)
+    _, df, _, _ = rep.load(str(results))
+    rep.fig_quality_vs_rank(df, str(tmp_path / "rank.png"))
+    rep.fig_cost(df, str(tmp_path / "cost.png"))
+    assert seen, "no error-bar plots were drawn"
+    assert all(x is None and y is None for x, y in seen), seen
