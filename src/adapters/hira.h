@@ -4,7 +4,8 @@
 // gives an update whose rank can reach rank(W0)·r, far above r, for the parameter count of LoRA.
 // A [r, in] Kaiming-uniform (a=√5), B [out, r] zeros; no α. Our optional `scale` multiplies the
 // update (1 = the paper and HF PEFT): on a small random base W0's entries are ~0.02 and the
-// update is too weak to learn without it (DESIGN.md).
+// update is too weak to learn without it (on the tiny synthetic task HiRA stays at 0.50
+// accuracy at scale 1 for adapter rates 1e-3 to 3e-2, and reaches 0.96-0.99 at scale 50).
 //
 // Names follow HF PEFT's tuners/hira: the factors are bare parameters (ParameterDict entries
 // there), so the live names are `…q_lin.hira_A` / `…q_lin.hira_B` and the saved keys have no

@@ -53,7 +53,7 @@ Run train(MethodConfig cfg, double lr, int64_t steps = 300) {
   // at 0.3 the random features carry the tokens and every method can learn in a few hundred.
   config.initializer_range = 0.3;
   model::DistilBert m(config, {Head::Classifier});
-  m.init_head(Head::Classifier, /*torch_default=*/true, 1);  // keeps the ReLUs alive (DESIGN.md)
+  m.init_head(Head::Classifier, /*torch_default=*/true, 1);  // keeps the ReLUs alive (N(0, 0.02) kills them on a random base)
   apply_method(m, cfg, Head::Classifier);
   m.train();
   std::vector<torch::Tensor> params;
@@ -109,7 +109,7 @@ TEST(AdapterTraining, EveryMethodAndBaselineLowersTheLoss) {
 
   MethodConfig hira = lora;
   hira.method = Method::HiRA;
-  hira.hira_scale = 50;  // W0's entries are ~0.02 on a random base (DESIGN.md)
+  hira.hira_scale = 50;  // W0's entries are ~0.02 on a random base: at scale 1 the update is too weak to learn
 
   MethodConfig full;
   full.method = Method::Full;
