@@ -138,8 +138,15 @@ int run_sweep(const SweepOptions& opt) {
       spec.schedule = opt.schedule;
     }
     if (spec.output.empty()) throw_input("{}: sweep.output is not set and no --output was given", spec.origin);
+    if (opt.ranks < 0) throw_input("--ranks must be a positive number of ranks (found {})", opt.ranks);
+    if (opt.ranks > 0 && !opt.dry_run) throw_input("--ranks states the world size of a --dry-run; a run uses mpirun's ranks");
+    // A dry run previews the plan for --ranks ranks in one process; otherwise the real world.
+    if (opt.ranks > 0) world_size = opt.ranks;
     if (world_size % spec.dp != 0)
-      throw_input("{}: sweep.dp = {} does not divide the {} MPI ranks (run with a multiple of dp ranks)", spec.origin, spec.dp, world_size);
+      throw_input("{}", spec.locate(spec.dp_pos, "sweep.dp",
+                                    fmt::format("{} does not divide the {} {} (run with a multiple of dp ranks{})", spec.dp,
+                                                world_size, opt.ranks > 0 ? "ranks of --ranks" : "MPI ranks",
+                                                opt.dry_run && opt.ranks == 0 ? ", or preview with --ranks N" : "")));
     // "auto" precision is resolved before the ids are formed (bf16 on a GPU, fp32 on CPU),
     // so an id names the numerics that ran and a --resume on other hardware reruns it.
     spec.train.precision = train::resolve_precision(spec.train.precision, spec.train.device);
