@@ -69,9 +69,12 @@ void TargetSpec::validate() const {
     if (l < 0) throw_input("layers_to_transform: negative layer index {}", l);
 }
 
-const std::vector<std::string>& encoder_linear_names() {
-  static const std::vector<std::string> names = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"};
-  return names;
+const std::vector<std::string>& encoder_linear_names() { return encoder_linear_names(model::Family::DistilBert); }
+
+const std::vector<std::string>& encoder_linear_names(model::Family family) {
+  static const std::vector<std::string> distilbert = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"};
+  static const std::vector<std::string> bert = {"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"};
+  return family == model::Family::Bert ? bert : distilbert;
 }
 
 bool TargetSpec::matches(const model::LinearSlot& slot) const {
@@ -96,9 +99,9 @@ std::vector<model::LinearSlot> select_slots(model::DistilBert& model, const Targ
   for (auto& slot : model.linear_slots())
     if (spec.matches(slot)) out.push_back(slot);
   if (out.empty())
-    throw_input("target modules {} match no linear layer of the model (encoder linears are {} in {} layers, paths like "
-                "distilbert.transformer.layer.0.attention.q_lin)",
-                spec.describe(), fmt::join(encoder_linear_names(), ", "), n_layers);
+    throw_input("target modules {} match no linear layer of the {} model (encoder linears are {} in {} layers, paths like {})",
+                spec.describe(), model::family_name(model.family()), fmt::join(encoder_linear_names(model.family()), ", "), n_layers,
+                model.linear_slots().front().path);
   return out;
 }
 

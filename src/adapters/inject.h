@@ -7,6 +7,9 @@
 // std::regex_match, which agrees for ordinary patterns); "all-linear" is the six encoder linears
 // of every block (q_lin, k_lin, v_lin, out_lin, lin1, lin2) and never a head — PEFT would also
 // take pre_classifier, which for classification is trained in full instead (modules_to_save).
+// A BERT-family model's linears are query, key, value, attention.output.dense,
+// intermediate.dense and output.dense ("dense" names the last three, as in PEFT; the pooler's
+// dense is a head layer here and is never a target).
 // layers_to_transform keeps only the listed block indices (names only, as in PEFT).
 #include <functional>
 #include <memory>
@@ -38,8 +41,9 @@ struct TargetSpec {
   bool matches(const model::LinearSlot& slot) const;
 };
 
-/// The six encoder linear names, in block order.
+/// The six encoder linear names, in block order (DistilBERT's, or the given family's).
 const std::vector<std::string>& encoder_linear_names();
+const std::vector<std::string>& encoder_linear_names(model::Family family);
 
 /// The slots `spec` selects, in model order. Throws peft::InputError when nothing matches
 /// (naming the targets) or a layer index is out of range.

@@ -64,10 +64,14 @@ AdapterFactory make_adapter_factory(const MethodConfig& cfg) {
   throw std::logic_error("method " + method_name(cfg.method) + " has no adapters");
 }
 
-std::vector<std::string> trained_head_modules(model::Head task, bool train_mlm_head) {
+std::vector<std::string> trained_head_modules(model::Head task, bool train_mlm_head, model::Family family) {
+  const bool bert = family == model::Family::Bert;
   switch (task) {
-    case model::Head::Classifier: return {"pre_classifier", "classifier"};
+    case model::Head::Classifier:
+      if (bert) return {"classifier"};
+      return {"pre_classifier", "classifier"};
     case model::Head::MLM:
+      if (train_mlm_head && bert) return {"cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions"};
       if (train_mlm_head) return {"vocab_transform", "vocab_layer_norm", "vocab_projector"};
       return {};
     case model::Head::None: return {};
@@ -99,13 +103,13 @@ AppliedMethod apply_method(model::DistilBert& model, const MethodConfig& cfg, mo
   const bool full = cfg.method == Method::Full;
   const bool fixed_positions = model.config().sinusoidal_pos_embds;
   for (auto& p : model.named_parameters()) {
-    const bool positions = p.key() == "distilbert.embeddings.position_embeddings.weight";
+    const bool positions = p.key() == model.base_prefix() + "embeddings.position_embeddings.weight";
     p.value().set_requires_grad(full && !(positions && fixed_positions));
   }
   if (full) return applied;
 
-  applied.trained_modules = cfg.method == Method::Head ? trained_head_modules(task, /*train_mlm_head=*/true)
-                                                       : trained_head_modules(task, cfg.train_mlm_head);
+  applied.trained_modules = cfg.method == Method::Head ? trained_head_modules(task, /*train_mlm_head=*/true, model.family())
+                                                       : trained_head_modules(task, cfg.train_mlm_head, model.family());
   const auto trained = head_parameters(model, task, applied.trained_modules);
   for (auto& p : model.named_parameters())
     if (trained.count(p.key())) p.value().set_requires_grad(true);

@@ -62,8 +62,11 @@ struct AppliedMethod {
 /// qlora (std::logic_error without it) and ignored otherwise. The model must hold no adapters.
 AppliedMethod apply_method(model::DistilBert& model, const MethodConfig& cfg, model::Head task, const BaseTransform& quantize = {});
 
-/// Head modules trained with the adapter methods for `task` (see above).
-std::vector<std::string> trained_head_modules(model::Head task, bool train_mlm_head);
+/// Head modules trained with the adapter methods for `task` (see above). BERT: "classifier"
+/// (the pooler stays frozen with the encoder, as under PEFT); for MLM cls.predictions.transform
+/// and cls.predictions (its bias).
+std::vector<std::string> trained_head_modules(model::Head task, bool train_mlm_head,
+                                              model::Family family = model::Family::DistilBert);
 
 struct ParamCounts {
   int64_t trainable = 0;        // elements of parameters with requires_grad (PEFT's "trainable params")

@@ -41,7 +41,8 @@ struct PeftAdapterConfig {
   /// The config for a model trained with `cfg` on `task` (fails for full / head: no adapter).
   /// all-linear is written as the six names; classification heads as PEFT's SEQ_CLS default
   /// modules_to_save ["classifier", "score"] (which matches pre_classifier too).
-  static PeftAdapterConfig from_method(const MethodConfig& cfg, model::Head task);
+  /// `family` names all-linear's targets and the MLM head modules (BERT: query, key, …).
+  static PeftAdapterConfig from_method(const MethodConfig& cfg, model::Head task, model::Family family = model::Family::DistilBert);
 
   /// The adapter kinds this config builds: "lora" (also accepts sparse_lora) or "hira".
   bool accepts_kind(const std::string& kind) const;

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 int tool_quantize(const std::vector<std::string>& args) {
   po::options_description desc("peft-tool quantize options");
   std::string model_dir, out_dir;
-  desc.add_options()("model", po::value(&model_dir)->required(), "Hugging Face DistilBERT folder")(
+  desc.add_options()("model", po::value(&model_dir)->required(), "Hugging Face DistilBERT or BERT folder")(
       "out", po::value(&out_dir)->required(), "output folder (config.json, model.safetensors, vocab)");
   po::variables_map vm;
   if (!parse_args("peft-tool quantize", "peft-tool quantize --model DIR --out DIR", args, desc, vm)) return 0;
@@ -28,7 +28,8 @@ int tool_quantize(const std::vector<std::string>& args) {
   // Keep whatever heads the checkpoint has: load them with the encoder when present.
   st::SafetensorsReader probe((fs::path(model_dir) / "model.safetensors").string());
   if (probe.contains("classifier.weight")) lo.heads.push_back(model::Head::Classifier);
-  if (probe.contains("vocab_transform.weight")) lo.heads.push_back(model::Head::MLM);
+  if (probe.contains("vocab_transform.weight") || probe.contains("cls.predictions.transform.dense.weight"))
+    lo.heads.push_back(model::Head::MLM);
   auto m = model::load_pretrained(model_dir, lo);
   const int64_t fp32_bytes = [&] {
     int64_t b = 0;

@@ -31,8 +31,9 @@ std::string_view dataset_format(std::string_view d) {
 }
 
 const std::vector<std::string>& known_target_modules() {
-  static const std::vector<std::string> names = {"q_lin", "k_lin", "v_lin", "out_lin",
-                                                 "lin1",  "lin2",  "all-linear"};
+  // DistilBERT's linears, then BERT's (the model checks which family the names fit at run time).
+  static const std::vector<std::string> names = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1",      "lin2",
+                                                 "query", "key",   "value", "dense",   "all-linear"};
   return names;
 }
 

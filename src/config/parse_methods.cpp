@@ -86,8 +86,8 @@ void read_targets(TableReader& r, MethodSettings& m) {
       }
     } else if (!std::regex_match(name, dotted_path) || !contains(known_target_modules(), last)) {
       r.errors().at(*item, key,
-                    fmt::format("unknown module \"{}\" (expected q_lin, k_lin, v_lin, out_lin, lin1, lin2, a "
-                                "module path ending in one of them, or \"all-linear\"){}",
+                    fmt::format("unknown module \"{}\" (expected q_lin, k_lin, v_lin, out_lin, lin1, lin2 (DistilBERT), "
+                                "query, key, value, dense (BERT), a module path ending in one of them, or \"all-linear\"){}",
                                 name, did_you_mean(last, known_target_modules())));
       ok = false;
     }

@@ -318,7 +318,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     std::vector<std::pair<std::string, torch::Tensor>> adapter_params, head_params;
     for (auto& p : m->named_parameters(true)) {
       if (!p.value().requires_grad()) continue;
-      const bool is_head = p.key().rfind("distilbert.", 0) != 0;
+      const bool is_head = p.key().rfind(m->base_prefix(), 0) != 0;
       (is_head && mc.method != adapters::Method::Full ? head_params : adapter_params).emplace_back(p.key(), p.value());
     }
     auto groups = Trainer::decay_groups("adapters", adapter_params, spec.train.lr, spec.train.weight_decay);
@@ -403,7 +403,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
 
     if (spec.train.save_adapter && sync.rank() == 0 && result.status == "complete" && !applied.adapters.empty()) {
       const std::string dir = (fs::path(spec.train.adapter_dir.empty() ? "adapters" : spec.train.adapter_dir) / spec.id).string();
-      adapters::save_adapter(*m, adapters::PeftAdapterConfig::from_method(mc, heads[0]), dir);
+      adapters::save_adapter(*m, adapters::PeftAdapterConfig::from_method(mc, heads[0], m->family()), dir);
       spdlog::info("trial {}: adapter saved to {}", spec.id, dir);
     }
   } catch (const std::exception& e) {
