@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 
 namespace peft::adapters {
 using json = nlohmann::json;
@@ -43,13 +44,13 @@ class Reader {
   std::optional<int64_t> integer(const std::string& key) const {
     const json* v = get(key);
     if (!v) return std::nullopt;
-    if (!v->is_number_integer()) fail(key, "must be an integer, got " + v->dump());
+    if (!v->is_number_integer()) fail(key, "must be an integer, got " + json_excerpt(*v));
     return v->get<int64_t>();
   }
   std::optional<bool> boolean(const std::string& key) const {
     const json* v = get(key);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) fail(key, "must be true or false, got " + v->dump());
+    if (!v->is_boolean()) fail(key, "must be true or false, got " + json_excerpt(*v));
     return v->get<bool>();
   }
   std::optional<std::vector<std::string>> strings(const std::string& key) const {
@@ -58,7 +59,7 @@ class Reader {
     if (!v->is_array()) fail(key, "must be a list of strings, got " + type_name(*v));
     std::vector<std::string> out;
     for (const auto& e : *v) {
-      if (!e.is_string()) fail(key, "must be a list of strings, found " + e.dump());
+      if (!e.is_string()) fail(key, "must be a list of strings, found " + json_excerpt(e));
       out.push_back(e.get<std::string>());
     }
     return out;
@@ -67,7 +68,7 @@ class Reader {
   void refuse_unless_default(const std::string& key, const json& default_value, const std::string& why) const {
     auto it = j_.find(key);
     if (it == j_.end() || it->is_null() || *it == default_value) return;
-    fail(key, fmt::format("= {} is not supported here ({}); only {} is", it->dump(), why, default_value.dump()));
+    fail(key, fmt::format("= {} is not supported here ({}); only {} is", json_excerpt(*it), why, json_excerpt(default_value)));
   }
 
  private:
@@ -96,11 +97,13 @@ json optional_json(const std::optional<T>& v) {
 
 }  // namespace
 
+constexpr std::size_t kMaxTargetRegex = 1024;
+
 PeftAdapterConfig PeftAdapterConfig::from_json_string(const std::string& text, const std::string& origin) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e99999
     throw_input("{}: not valid JSON: {}", origin, e.what());
   }
   if (!j.is_object()) throw_input("{}: expected a JSON object", origin);
@@ -133,6 +136,11 @@ PeftAdapterConfig PeftAdapterConfig::from_json_string(const std::string& text, c
   if (!tm) rd.fail("target_modules", "is missing (PEFT writes the resolved target modules)");
   if (tm->is_string()) {
     const auto s = tm->get<std::string>();
+    // std::regex compiles recursively, one level per nesting of the pattern: bound what it
+    // reads (PEFT's patterns are a few dozen characters).
+    if (s.size() > kMaxTargetRegex)
+      rd.fail("target_modules", fmt::format("is a regular expression of {} characters; at most {} are accepted",
+                                            s.size(), kMaxTargetRegex));
     c.targets = s == "all-linear" ? TargetSpec::all_linear() : TargetSpec::from_regex(s);
   } else {
     c.targets = TargetSpec::from_names(*rd.strings("target_modules"));
@@ -142,7 +150,7 @@ PeftAdapterConfig PeftAdapterConfig::from_json_string(const std::string& text, c
       c.targets.layers = {layers->get<int64_t>()};
     } else if (layers->is_array()) {
       for (const auto& e : *layers) {
-        if (!e.is_number_integer()) rd.fail("layers_to_transform", "must be an integer or a list of integers, found " + e.dump());
+        if (!e.is_number_integer()) rd.fail("layers_to_transform", "must be an integer or a list of integers, found " + json_excerpt(e));
         c.targets.layers.push_back(e.get<int64_t>());
       }
     } else {
@@ -161,7 +169,7 @@ PeftAdapterConfig PeftAdapterConfig::from_json_string(const std::string& text, c
   rd.refuse_unless_default("exclude_modules", json(), "not implemented");
   rd.refuse_unless_default("layer_replication", json(), "not implemented");
   if (const json* lp = rd.get("layers_pattern"); lp && *lp != json("layer") && *lp != json::array({"layer"}))
-    rd.fail("layers_pattern", "= " + lp->dump() + " does not name DistilBERT's layer list (\"layer\")");
+    rd.fail("layers_pattern", "= " + json_excerpt(*lp) + " does not name DistilBERT's layer list (\"layer\")");
   if (lora) {
     rd.refuse_unless_default("bias", "none", "only bias \"none\" is implemented");
     rd.refuse_unless_default("use_dora", false, "DoRA is not implemented");

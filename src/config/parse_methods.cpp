@@ -1,6 +1,6 @@
 // [method] (defaults for every method) and [methods.<name>] (per-method overrides).
 #include <algorithm>
-#include <regex>
+#include <cctype>
 #include <set>
 
 #include <fmt/format.h>
@@ -20,6 +20,24 @@ const std::vector<std::string> kSparseKeys = {"sparsity",  "prune_schedule", "pr
 
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+/// Dot-separated non-empty runs of [A-Za-z0-9_] ("q_lin", "layer.0.attention.q_lin"). A
+/// loop rather than std::regex, whose matcher recurses once per character and overflows the
+/// stack on long values.
+bool is_dotted_path(std::string_view s) {
+  bool run = false;  // inside a non-empty run
+  for (unsigned char c : s) {
+    if (c == '.') {
+      if (!run) return false;
+      run = false;
+    } else if (std::isalnum(c) || c == '_') {
+      run = true;
+    } else {
+      return false;
+    }
+  }
+  return run;
 }
 
 void append(std::vector<std::string>& to, const std::vector<std::string>& from) {
@@ -71,7 +89,6 @@ void read_targets(TableReader& r, MethodSettings& m) {
   }
   std::vector<std::string> targets;
   bool ok = true;
-  static const std::regex dotted_path("([A-Za-z0-9_]+\\.)*[A-Za-z0-9_]+");
   for (const toml::node* item : items) {
     std::string name;
     if (!r.check_string(*item, key, name, {})) {
@@ -84,7 +101,7 @@ void read_targets(TableReader& r, MethodSettings& m) {
         r.errors().at(*item, key, "\"all-linear\" already names every linear layer: use it alone");
         ok = false;
       }
-    } else if (!std::regex_match(name, dotted_path) || !contains(known_target_modules(), last)) {
+    } else if (!is_dotted_path(name) || !contains(known_target_modules(), last)) {
       r.errors().at(*item, key,
                     fmt::format("unknown module \"{}\" (expected q_lin, k_lin, v_lin, out_lin, lin1, lin2 (DistilBERT), "
                                 "query, key, value, dense (BERT), a module path ending in one of them, or \"all-linear\"){}",
@@ -115,7 +132,16 @@ bool read_method_keys(TableReader& r, MethodSettings& m) {
   r.get("prune_schedule", m.prune_schedule, {"cubic", "oneshot"});
   const bool start_set = r.get("prune_start", m.prune_start, DoubleRange::unit());
   const bool end_set = r.get("prune_end", m.prune_end, DoubleRange::unit());
-  if ((start_set || end_set) && m.prune_start > m.prune_end) {
+  // oneshot prunes to the target sparsity once, at prune_start; the end of the cubic ramp and
+  // its interval would be read and then ignored, so they are refused.
+  const bool oneshot = m.prune_schedule == "oneshot";
+  for (const char* ramp_key : {"prune_end", "prune_every"})
+    if (oneshot && r.node(ramp_key))
+      r.errors().at(*r.node(ramp_key), r.full_key(ramp_key),
+                    fmt::format("{} belongs to the cubic ramp; prune_schedule = \"oneshot\" prunes once, at "
+                                "prune_start",
+                                ramp_key));
+  if (!oneshot && (start_set || end_set) && m.prune_start > m.prune_end) {
     const char* which = end_set ? "prune_end" : "prune_start";
     r.errors().at(*r.node(which), r.full_key(which),
                   fmt::format("prune_start ({}) must not come after prune_end ({}) (fractions of the "

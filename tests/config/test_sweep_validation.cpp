@@ -234,7 +234,7 @@ TEST(SweepValidation, TinyVocabulary) {
 
 TEST(SweepValidation, MissingTables) {
   EXPECT_EQ(parse_error("[model]\npreset = \"tiny\"\n"),
-            "x.toml: grid: missing table [grid]: it needs at least method = [...] and dataset = [...]");
+            "x.toml:3:1: grid: missing table [grid]: it needs at least method = [...] and dataset = [...]");
   EXPECT_EQ(parse_error("[model]\npreset = \"tiny\"\n[grid]\nmethod = \"lora\"\n"),
             "x.toml:3:1: grid: missing key 'dataset' (one or more of sst2, imdb, wikitext2, synthetic_sentiment "
             "and synthetic_mlm)");
