@@ -19,6 +19,7 @@
 #include "adapters/peft_config.h"
 #include "adapters/peft_io.h"
 #include "core/error.h"
+#include "core/tiny_preset.h"
 #include "core/vocab_path.h"
 #include "core/memory.h"
 #include "data/dataset.h"
@@ -273,7 +274,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     bool head_fresh = true;
     model::LoadOptions lo;
     lo.heads = heads;
-    lo.torch_default_head_init = tiny;  // DESIGN.md: N(0,0.02) heads die on a random base
+    lo.torch_default_head_init = tiny;  // with N(0, 0.02) heads the pre_classifier ReLUs die on a random base (accuracy stays 0.50)
     lo.seed = spec.seed;
     if (tiny) {
       const int64_t vocab = static_cast<int64_t>(task.tokenizer->vocab_size());
@@ -284,7 +285,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
         m = model::load_pretrained(ensure_pretrained_tiny(spec.model, 1), lo, &rep);
         head_fresh = !rep.newly_initialised.empty();
       } else {
-        m = std::make_shared<model::DistilBert>(model::DistilBertConfig::tiny(vocab), heads);
+        m = std::make_shared<model::DistilBert>(model::DistilBertConfig::tiny(vocab, tiny_max_positions(spec.model)), heads);
         m->init_weights(1);  // the same base for every trial; the seed varies adapters and order
         m->init_head(heads[0], true, spec.seed);
       }
