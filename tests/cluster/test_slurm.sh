@@ -6,6 +6,10 @@
 #      preempted: USR1 to the batch shell after the first trial -> forwarded to the ranks ->
 #      driver commits and stops -> the job requeues itself -> the restart resumes
 #   C. cluster/submit-array.sh: 2 array tasks (--shard i/2) + merge job (afterok)
+#   D. plain scancel (TERM to every process of the job, KILL KillWait=10 s later) of a
+#      2-task mpirun sweep after its first trial: the ranks stop gracefully (they fold their
+#      part files into the results file), committed trials are kept, no self-requeue;
+#      a resubmit resumes and the committed trials' metrics are unchanged
 # then stops every daemon it started.  Usage: test_slurm.sh [BIN_DIR]  (default build/bin)
 # Exit 0: passed, 1: failed, 77: skipped (not root, no packages, daemons would not start).
 # Needs root.  Installs slurm-wlm slurmctld slurmd slurm-client munge with apt-get if missing.
@@ -316,5 +320,58 @@ for i in 0 1; do
 done
 check_results "$BASE/jobs/c.h5" || fail "C: bad merged results file"
 log "C: passed"
+
+# ---------------------------------------------------------------- D: TERM (scancel)
+log "D: cluster/sweep.sbatch, 2 tasks, mpirun, plain scancel (TERM) after the first trial, resubmit"
+export SWEEP=$BASE/jobs/smoke-long.toml
+ID=$(OUTPUT=$BASE/jobs/d.h5 PEFT_SWEEP_LAUNCHER=mpirun PEFT_SWEEP_STOP_GRACE=6 timeout 30 sbatch --parsable "${COMMON[@]}" \
+       --ntasks-per-node=2 -o "$BASE/jobs/d-%j.out" "$REPO/cluster/sweep.sbatch") || fail "sbatch failed"
+end=$(( $(date +%s) + JOB_TIMEOUT ))
+until grep -q ' acc [0-9]' "$BASE/jobs/d-$ID.out" 2>/dev/null; do
+  [ "$(date +%s)" -lt "$end" ] || fail "D: no trial finished within ${JOB_TIMEOUT}s"
+  case $(job_field "$ID" JobState) in PENDING|RUNNING|CONFIGURING) ;; *) fail "D: job ended before the signal";; esac
+  sleep 0.3
+done
+TS=$(date +%s)
+timeout 10 scancel "$ID" || fail "D: scancel failed"
+log "D: cancelled job $ID (TERM to the batch shell, mpirun and the ranks)"
+wait_job "$ID" 60; RC=$?
+STOP_S=$(( $(date +%s) - TS ))
+cat "$BASE/jobs/d-$ID.out"
+[ $RC -ne 124 ] || fail "D: job $ID still running 60 s after scancel"
+[ "$(job_field "$ID" JobState)" = CANCELLED ] || fail "D: job $ID is $(job_field "$ID" JobState), expected CANCELLED"
+grep -q 'got SIGTERM' "$BASE/jobs/d-$ID.out" || fail "D: the batch shell did not see the TERM"
+# The graceful end folds the part files into the results file (a killed run leaves them for
+# the next --resume). mpirun stops relaying the ranks' output once TERM reaches it, so the
+# driver's "interrupted: rerun with --resume" line may not make it into the job log.
+ls "$BASE"/jobs/d.h5.part-g*.h5 >/dev/null 2>&1 && fail "D: part files left: the ranks were killed before their graceful end"
+grep -q 'interrupted: rerun with --resume' "$BASE/jobs/d-$ID.out" && log "D: the driver's 'interrupted' line is in the job log"
+grep -q 'requeueing' "$BASE/jobs/d-$ID.out" && fail "D: a cancelled job requeued itself"
+committed() { "$PY" - "$1" <<'PYEOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    for k in sorted(f["trials"]):
+        g = f["trials"][k]
+        s = g.attrs["status"]; s = s.decode() if isinstance(s, bytes) else str(s)
+        if s == "complete":
+            print(k, sorted((m, repr(float(v))) for m, v in g["metrics"].attrs.items()))
+PYEOF
+}
+BEFORE=$(committed "$BASE/jobs/d.h5") || fail "D: no readable results file after the cancel"
+N_BEFORE=$(printf '%s\n' "$BEFORE" | grep -c .)
+[ "$N_BEFORE" -ge 1 ] && [ "$N_BEFORE" -lt 3 ] || fail "D: $N_BEFORE committed trials after the cancel, expected 1 or 2"
+log "D: stopped ${STOP_S}s after scancel with $N_BEFORE committed trial(s); resubmitting"
+ID2=$(OUTPUT=$BASE/jobs/d.h5 PEFT_SWEEP_LAUNCHER=mpirun timeout 30 sbatch --parsable "${COMMON[@]}" \
+       --ntasks-per-node=2 -o "$BASE/jobs/d-%j.out" "$REPO/cluster/sweep.sbatch") || fail "sbatch failed"
+wait_job "$ID2"; RC=$?
+cat "$BASE/jobs/d-$ID2.out"
+[ $RC -eq 0 ] || fail "D: resubmitted job $ID2 ended with $RC"
+grep -q 'resuming' "$BASE/jobs/d-$ID2.out" || fail "D: the resubmit did not resume"
+check_results "$BASE/jobs/d.h5" || fail "D: bad results file"
+AFTER=$(committed "$BASE/jobs/d.h5")
+while read -r line; do
+  printf '%s\n' "$AFTER" | grep -qxF "$line" || fail "D: committed trial changed by the resume: $line"
+done <<< "$BEFORE"
+log "D: passed (TERM stop ${STOP_S}s, $N_BEFORE trial(s) kept bit for bit, resume completed)"
 
 log "all Slurm tests passed in $(( $(date +%s) - T0 ))s"
