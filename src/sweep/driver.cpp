@@ -61,6 +61,11 @@ void idle_barrier(MPI_Comm comm) {
   }
 }
 
+std::string hostname_of_this_rank() {
+  char name[256] = {};
+  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("?");
+}
+
 std::string part_path(const std::string& output, int group) { return fmt::format("{}.part-g{}.h5", output, group); }
 
 std::vector<std::string> existing_parts(const std::string& output) {
@@ -236,6 +241,8 @@ int run_sweep(const SweepOptions& opt) {
   const int threads = train::threads_per_rank(local_size);
   torch::set_num_threads(threads);
   const torch::Device device = train::resolve_device(spec.train.device, local_rank);
+  spdlog::debug("rank {} on {}: local rank {} of {}, group {} rank {}, device {}", world_rank, hostname_of_this_rank(), local_rank,
+                local_size, group, group_rank, device.str());
   // The device: local rank % visible devices (train::resolve_device); the backend: from the
   // PCI bus ids the group's ranks actually see (comm::make_communicator).
   auto communicator = comm::make_communicator(group_comm, device);
