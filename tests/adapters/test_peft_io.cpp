@@ -327,15 +327,115 @@ TEST(PeftRealAdapters, LoraWikitext2LoadsOntoTheMlmModel) {
   EXPECT_EQ(logits.size(2), 30522);
 }
 
-TEST(PeftRealAdapters, QloraSst2IsABertAdapterAndIsRefused) {
+TEST(PeftRealAdapters, QloraSst2IsABertAdapter) {
   // PEFT trained this one on bert-base-uncased (target_modules query/key/value under
-  // bert.encoder…): its LoRA tensors have no place in DistilBERT.
+  // bert.encoder…, modules_to_save classifier): it loads onto a bert-base-shaped model, and its
+  // tensors have no place in DistilBERT.
   PEFT_REQUIRE_SHARED(dir, "peft-adapters/qlora-sst2");
-  auto m = base_shaped({Head::Classifier});
-  auto msg = message_of([&] { load_adapter(*m, dir); });
+  auto distil = base_shaped({Head::Classifier});
+  auto msg = message_of([&] { load_adapter(*distil, dir); });
   EXPECT_NE(msg.find("match no linear layer"), std::string::npos) << msg;
   EXPECT_NE(msg.find("query"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("bert-base-uncased"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("base_model.model.bert.encoder.layer.0.attention.self."), std::string::npos) << msg;
-  EXPECT_TRUE(find_adapters(*m).empty());
+  EXPECT_TRUE(find_adapters(*distil).empty());
+
+  model::DistilBertConfig bert_base;  // bert-base-uncased: 12 layers, 768, FFN 3072
+  bert_base.family = model::Family::Bert;
+  bert_base.n_layers = 12;
+  auto m = std::make_shared<model::DistilBert>(bert_base, std::vector<Head>{Head::Classifier});
+  m->eval();
+  auto ids = torch::tensor({{101, 2023, 3185, 2001, 2307, 102}});
+  torch::Tensor before;
+  {
+    torch::NoGradGuard g;
+    before = m->classify(ids, {});
+  }
+  auto loaded = load_adapter(*m, dir);
+  EXPECT_EQ(loaded.adapters.size(), 36u);
+  EXPECT_EQ(loaded.adapters.front().path, "bert.encoder.layer.0.attention.self.query");
+  EXPECT_EQ(loaded.heads, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
+  EXPECT_EQ(loaded.config.targets.names, (std::vector<std::string>{"value", "key", "query"}));
+  auto lora_b = model::read_safetensors(dir + "/adapter_model.safetensors")
+                    .at("base_model.model.bert.encoder.layer.3.attention.self.value.lora_B.weight");
+  bool found = false;
+  for (auto& p : m->named_parameters())
+    if (p.key() == "bert.encoder.layer.3.attention.self.value.lora_B.weight") {
+      found = true;
+      EXPECT_TRUE(torch::equal(p.value(), lora_b.to(torch::kFloat32)));
+    }
+  EXPECT_TRUE(found);
+  torch::NoGradGuard g;
+  auto after = m->classify(ids, {});
+  EXPECT_EQ(after.sizes(), before.sizes());
+  EXPECT_GT((after - before).abs().max().item<double>(), 0.0);  // the trained head and adapters act
+}
+
+TEST(PeftBert, SaveLoadRoundTripInPeftLayoutWithBertNames) {
+  auto c = model::DistilBertConfig::tiny_bert(40);
+  auto a = std::make_shared<model::DistilBert>(c, std::vector<Head>{Head::Classifier});
+  MethodConfig mc;
+  mc.targets = TargetSpec::all_linear();
+  apply_method(*a, mc, Head::Classifier);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : a->named_parameters())
+      if (p.value().requires_grad()) p.value().add_(torch::randn_like(p.value()) * 0.1);
+  }
+  a->eval();
+  TempDir d;
+  const auto pc = PeftAdapterConfig::from_method(mc, Head::Classifier, model::Family::Bert);
+  EXPECT_EQ(pc.targets.names, encoder_linear_names(model::Family::Bert));
+  save_adapter(*a, pc, d.path().string());
+  auto tensors = model::read_safetensors((d.path() / "adapter_model.safetensors").string());
+  EXPECT_TRUE(tensors.count("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight"));
+  EXPECT_TRUE(tensors.count("base_model.model.bert.encoder.layer.1.intermediate.dense.lora_B.weight"));
+  EXPECT_TRUE(tensors.count("base_model.model.classifier.weight"));
+  EXPECT_FALSE(tensors.count("base_model.model.bert.pooler.dense.weight"));  // frozen, not saved
+  EXPECT_EQ(tensors.size(), 2u * 12 + 2);
+  auto b = std::make_shared<model::DistilBert>(c, std::vector<Head>{Head::Classifier});
+  // The constructor initialises the same base (seed 0) in both.
+  b->eval();
+  auto loaded = load_adapter(*b, d.path().string());
+  EXPECT_EQ(loaded.adapters.size(), 12u);
+  auto ids = torch::randint(1, 40, {2, 10});
+  torch::NoGradGuard g;
+  auto ya = a->classify(ids, {}), yb = b->classify(ids, {});
+  EXPECT_TRUE(torch::allclose(ya, yb, 1e-5, 1e-5)) << (ya - yb).abs().max().item<double>();
+}
+
+TEST(PeftBert, TargetsByBertNames) {
+  model::DistilBert m(model::DistilBertConfig::tiny_bert(40), {Head::Classifier});
+  auto paths = [&](const TargetSpec& s) {
+    std::vector<std::string> out;
+    for (auto& slot : select_slots(m, s)) out.push_back(slot.path);
+    return out;
+  };
+  EXPECT_EQ(paths(TargetSpec::from_names({"query", "value"}, {1})),
+            (std::vector<std::string>{"bert.encoder.layer.1.attention.self.query", "bert.encoder.layer.1.attention.self.value"}));
+  // "dense" is the three dense layers of a block, never the pooler.
+  EXPECT_EQ(paths(TargetSpec::from_names({"dense"}, {0})),
+            (std::vector<std::string>{"bert.encoder.layer.0.attention.output.dense", "bert.encoder.layer.0.intermediate.dense",
+                                      "bert.encoder.layer.0.output.dense"}));
+  EXPECT_EQ(paths(TargetSpec::all_linear()).size(), 12u);
+  auto msg = message_of([&] { select_slots(m, TargetSpec::from_names({"q_lin"})); });
+  EXPECT_NE(msg.find("bert.encoder.layer.0.attention.self.query"), std::string::npos) << msg;
+
+  // LoRA on query/key/value: a zero-initialised B leaves the output unchanged; the pooler stays
+  // frozen and only the classifier is trained with the adapters (PEFT's modules_to_save).
+  m.eval();
+  auto ids = torch::randint(1, 40, {3, 8});
+  auto mask = torch::ones_like(ids);
+  torch::Tensor before;
+  {
+    torch::NoGradGuard g;
+    before = m.classify(ids, mask);
+  }
+  MethodConfig mc;
+  mc.targets = TargetSpec::from_names({"query", "key", "value"});
+  auto applied = apply_method(m, mc, Head::Classifier);
+  EXPECT_EQ(applied.adapters.size(), 6u);
+  EXPECT_EQ(applied.trained_modules, (std::vector<std::string>{"classifier"}));
+  EXPECT_FALSE(m.pre_classifier->weight_param().requires_grad());
+  EXPECT_TRUE(m.classifier->weight_param().requires_grad());
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::allclose(m.classify(ids, mask), before, 1e-6, 1e-6));
 }
