@@ -298,9 +298,9 @@ def run_trial(t, threads):
     total = tr["max_steps"] if tr["max_steps"] > 0 else tr["epochs"] * per_epoch
     warm = int(math.ceil(tr["warmup_ratio"] * total))
 
-    def lr_lambda(step):  # src/train/schedule.h
+    def lr_lambda(step):  # src/train/schedule.h: transformers' get_linear_schedule_with_warmup
         if step < warm:
-            return (step + 1) / max(1, warm)
+            return step / max(1, warm)
         return max(0.0, (total - step) / max(1, total - warm))
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
