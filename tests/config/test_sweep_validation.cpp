@@ -171,7 +171,7 @@ TEST(SweepValidation, DatasetOnDiskNeedsASection) {
   EXPECT_EQ(parse_error(with_line(11, "dataset = [\"synthetic_sentiment\", \"sst2\"]")),
             "x.toml:11:35: grid.dataset: 'sst2' needs a [datasets.sst2] table with path = the folder in its "
             "official layout (GLUE SST-2: train.tsv, dev.tsv)");
-  EXPECT_EQ(parse_error(with_line(11, "dataset = \"imdb\"") + "[datasets.imdb]\nmax_length = 256\n"),
+  EXPECT_EQ(parse_error(with_line(11, "dataset = \"imdb\"") + "[datasets.imdb]\nmax_length = 128\n"),
             "x.toml:12:1: datasets.imdb: missing key 'path': the folder in the official layout (aclImdb: "
             "train/{pos,neg}, test/{pos,neg})");
 }
