@@ -27,15 +27,16 @@ std::string normalize_bus_id(const std::string& bus_id) {
 BackendChoice choose_gpu_backend(const std::vector<GpuSeen>& gpus, bool nccl_built) {
   if (!nccl_built) return {false, "this build has no NCCL (configure with -DPEFT_WITH_NCCL=ON)"};
   if (gpus.size() <= 1) return {true, "one rank"};
-  std::map<std::string, std::vector<std::size_t>> ranks_of;
+  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> ranks_of;  // (host, bus id)
   for (std::size_t r = 0; r < gpus.size(); ++r) {
     const std::string bus = normalize_bus_id(gpus[r].bus_id);
     if (bus.empty()) return {false, fmt::format("rank {} could not read its GPU's PCI bus id", r)};
-    ranks_of[gpus[r].host + " " + bus].push_back(r);
+    ranks_of[{gpus[r].host, bus}].push_back(r);
   }
-  for (const auto& [id, ranks] : ranks_of)
+  for (const auto& [gpu, ranks] : ranks_of)
     if (ranks.size() > 1)
-      return {false, fmt::format("ranks {} share the GPU at {} (NCCL needs one GPU per rank)", fmt::join(ranks, ","), id)};
+      return {false, fmt::format("ranks {} share the GPU at {} on {} (NCCL needs one GPU per rank)", fmt::join(ranks, ","), gpu.second,
+                                 gpu.first)};
   return {true, fmt::format("{} ranks on {} distinct GPUs", gpus.size(), ranks_of.size())};
 }
 
