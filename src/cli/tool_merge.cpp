@@ -10,6 +10,7 @@
 #include "cli/tools.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "model/nf4_linear.h"
 #include "model/tensor_io.h"
 
 namespace peft::cli {
@@ -36,6 +37,9 @@ int tool_merge(const std::vector<std::string>& args) {
   auto loaded = adapters::load_adapter(*m, adapter_dir);
   if (loaded.config.task_type.value_or("") == "SEQ_CLS" && !m->has_head(model::Head::Classifier))
     throw_input("{}: a SEQ_CLS adapter needs the base's classifier head, and {} has no classifier.weight", adapter_dir, model_dir);
+  for (auto& slot : m->linear_slots())
+    if (auto a = std::dynamic_pointer_cast<adapters::AdapterLinear>(slot.get()); a && std::dynamic_pointer_cast<model::NF4Linear>(a->base()))
+      throw_input("{}: {} is 4-bit (NF4): there is no dense weight to merge into; merge onto the fp32 base", model_dir, slot.path);
   adapters::merge_all(*m);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   int64_t merged = 0;
