@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "adapters/adapter.h"
 #include "adapters/method.h"
 #include "adapters/model_ops.h"
 #include "adapters/peft_config.h"
@@ -24,6 +25,7 @@
 #include "core/memory.h"
 #include "data/dataset.h"
 #include "data/synthetic_lexicon.h"
+#include "model/autocast.h"
 #include "model/checkpoint.h"
 #include "model/nf4_linear.h"
 #include "train/device.h"
@@ -166,6 +168,19 @@ InferenceStats measure_inference(model::DistilBert& m, TaskKind kind, BatchSourc
   return s;
 }
 
+/// methods.qlora.compute_dtype as it runs: "auto" follows the precision; float16 needs a GPU.
+c10::ScalarType qlora_compute_dtype(const std::string& setting, bool bf16, const torch::Device& device) {
+  if (setting == "auto" || setting.empty()) return bf16 ? torch::kBFloat16 : torch::kFloat32;
+  if (setting == "float32") return torch::kFloat32;
+  if (setting == "bfloat16") return torch::kBFloat16;
+  if (setting == "float16") {
+    if (!device.is_cuda())
+      throw_input("methods.qlora.compute_dtype = \"float16\" needs a GPU (LibTorch's CPU matmuls have no fp16); use \"bfloat16\" or \"float32\"");
+    return torch::kHalf;
+  }
+  throw_input("methods.qlora.compute_dtype must be auto, float32, bfloat16 or float16 (found \"{}\")", setting);
+}
+
 /// A file lock (flock) held for the object's lifetime.
 class FileLock {
  public:
@@ -190,6 +205,23 @@ std::vector<model::Head> heads_for(TaskKind kind) {
 }
 
 }  // namespace
+
+int64_t cast_frozen_linears(model::DistilBert& m, c10::ScalarType dtype) {
+  torch::NoGradGuard g;
+  int64_t n = 0;
+  for (auto& slot : m.linear_slots()) {
+    std::shared_ptr<model::LinearBase> l = slot.get();
+    if (auto a = std::dynamic_pointer_cast<adapters::AdapterLinear>(l)) l = a->base();
+    auto dense = std::dynamic_pointer_cast<model::DenseLinear>(l);
+    if (!dense || dense->weight_param().requires_grad()) continue;
+    dense->weight_param().set_data(dense->weight_param().to(dtype));
+    if (dense->bias_param().defined() && !dense->bias_param().requires_grad())
+      dense->bias_param().set_data(dense->bias_param().to(dtype));
+    n += dense->weight_param().numel();
+  }
+  return n;
+}
+
 
 std::string ensure_pretrained_tiny(const ModelSettings& settings, uint64_t seed) {
   const auto vocab = data::synthetic_vocab();
@@ -264,11 +296,10 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     const TaskKind kind = source.kind();
     const auto heads = heads_for(kind);
 
-    // QLoRA computes in fp32 here; bf16 comes from autocast on GPUs (train.precision).
-    if (spec.method.method == "qlora" && spec.method.compute_dtype != "float32" &&
-        !(spec.method.compute_dtype == "bfloat16" && device.is_cuda()))
-      throw_input("methods.qlora.compute_dtype = \"{}\" is not supported on {} (use \"float32\", or \"bfloat16\" on a GPU)",
-                  spec.method.compute_dtype, device.str());
+    // The trial's numerics: precision ("auto" is normally resolved before the id) and QLoRA's
+    // compute dtype ("auto": the precision's, as HF users set bnb_4bit_compute_dtype).
+    const bool bf16 = resolve_precision(spec.train.precision, device) == "bf16";
+    const c10::ScalarType nf4_dtype = qlora_compute_dtype(spec.method.compute_dtype, bf16, device);
     // ---- base model
     std::shared_ptr<model::DistilBert> m;
     bool head_fresh = true;
@@ -306,13 +337,19 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     torch::manual_seed(spec.seed);  // adapter initialisation
     adapters::BaseTransform quantize;
     if (mc.method == adapters::Method::QLoRA)
-      quantize = [](std::shared_ptr<model::LinearBase> base, const model::LinearSlot&) -> std::shared_ptr<model::LinearBase> {
+      quantize = [nf4_dtype](std::shared_ptr<model::LinearBase> base, const model::LinearSlot&) -> std::shared_ptr<model::LinearBase> {
         auto dense = std::dynamic_pointer_cast<model::DenseLinear>(base);
         PEFT_CHECK(dense, "QLoRA expects dense base layers");
-        return std::make_shared<model::NF4Linear>(dense->weight_param(), dense->bias_param());
+        auto q = std::make_shared<model::NF4Linear>(dense->weight_param(), dense->bias_param());
+        q->set_compute_dtype(nf4_dtype);
+        return q;
       };
     auto applied = adapters::apply_method(*m, mc, heads[0], quantize);
     m->to(device);
+    // Under bf16 the frozen encoder linears are held in bf16, as HF users load a base with
+    // torch_dtype=bfloat16: autocast then casts nothing on every forward, and they take half
+    // the memory. Trainable weights stay fp32 (the optimizer's master copies).
+    if (bf16) result.metrics["bf16_frozen_params"] = static_cast<double>(cast_frozen_linears(*m, torch::kBFloat16));
 
     // ---- parameter groups: adapters at lr, heads at head_lr; no decay on biases / LayerNorm
     const double head_lr = spec.train.head_lr > 0 ? spec.train.head_lr : spec.train.lr;
@@ -383,6 +420,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
 
     if (ctx.measure_inference && result.status == "complete") {
       const int64_t reps = std::max<int64_t>(1, spec.train.inference_repeats);
+      model::AutocastGuard autocast(device, bf16);  // inference in the trial's precision
       auto un = measure_inference(*m, kind, source, device, spec.train.inference_batch, reps);
       mt["inference_ms_batch1_unmerged"] = un.ms_batch1;
       mt["inference_samples_per_second_unmerged"] = un.samples_per_second;
