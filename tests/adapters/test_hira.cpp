@@ -31,7 +31,7 @@ torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w0, const t
 }
 
 int64_t numerical_rank(const torch::Tensor& m) {
-  auto s = torch::linalg::svdvals(m, c10::nullopt);
+  auto s = at::linalg_svdvals(m);
   const double tol = s.max().item<double>() * static_cast<double>(std::max(m.size(0), m.size(1))) * 1.1920929e-07;  // fp32 eps, as matrix_rank
   return (s > tol).sum().item<int64_t>();
 }
