@@ -19,7 +19,7 @@ torch::Tensor parse_matrix(const std::string& text, const std::string& option) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e99999)
     throw_input("--{}: not valid JSON: {}", option, e.what());
   }
   if (!j.is_array() || j.empty()) throw_input("--{}: expected a non-empty JSON array of arrays of integers", option);

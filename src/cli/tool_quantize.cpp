@@ -63,6 +63,18 @@ int tool_quantize(const std::vector<std::string>& args) {
                                {"load_in_8bit", false},                 {"bnb_4bit_quant_type", "nf4"},
                                {"bnb_4bit_use_double_quant", true},     {"bnb_4bit_compute_dtype", "float32"},
                                {"bnb_4bit_quant_storage", "uint8"}};
+  // The linears left in full precision (the heads, the pooler, the tied output layer), as
+  // transformers' llm_int8_skip_modules: without it from_pretrained makes them 4-bit too and
+  // bitsandbytes rejects their fp32 weights in the forward pass.
+  std::vector<std::string> skip;
+  for (const auto& item : m->named_modules("", /*include_self=*/false)) {
+    if (!std::dynamic_pointer_cast<model::DenseLinear>(item.value())) continue;
+    bool in_slot = false;
+    for (auto& slot : m->linear_slots()) in_slot |= item.key() == slot.path || item.key().rfind(slot.path + ".", 0) == 0;
+    if (!in_slot) skip.push_back(item.key());
+  }
+  skip.push_back(m->config().is_bert() ? "cls.predictions.decoder" : "vocab_projector");  // tied to the embeddings
+  cj["quantization_config"]["llm_int8_skip_modules"] = skip;
   std::ofstream((fs::path(out_dir) / "config.json").string()) << cj.dump(2) << "\n";
   for (const char* f : {"vocab.txt", "tokenizer.json", "tokenizer_config.json"})
     if (fs::exists(fs::path(model_dir) / f)) fs::copy_file(fs::path(model_dir) / f, fs::path(out_dir) / f, fs::copy_options::overwrite_existing);
