@@ -33,7 +33,9 @@ command -v sbatch >/dev/null || { echo "submit-array.sh: sbatch not found" >&2; 
 
 if [ -z "$N" ]; then
   # "sweep NAME: T trials, ..." from the dry run
-  T=$("$BIN" "$SWEEP" --dry-run 2>/dev/null | sed -n 's/^sweep .*: \([0-9][0-9]*\) trials.*/\1/p' | head -1)
+  # (a preview for one group of dp ranks: the count does not depend on the world size)
+  DP=$("$BIN" "$SWEEP" --dump-config 2>/dev/null | sed -n 's/^dp *= *\([0-9][0-9]*\).*/\1/p' | head -1)
+  T=$("$BIN" "$SWEEP" --dry-run --ranks "${DP:-1}" 2>/dev/null | sed -n 's/^sweep .*: \([0-9][0-9]*\) trials.*/\1/p' | head -1)
   [ -n "$T" ] || { echo "submit-array.sh: cannot count the trials of $SWEEP (give -n N)" >&2; exit 2; }
   N=$(( T < 8 ? T : 8 )); [ "$N" -ge 1 ] || N=1
 fi

@@ -7,5 +7,7 @@ BUILD_DIR=${PEFT_BUILD_DIR:-build}
 JOBS=${PEFT_JOBS:-$(nproc)}
 start=$(date +%s)
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
-cmake --build "$BUILD_DIR" -j "$JOBS"
+# PEFT_TARGETS="peft-sweep peft-tool": build only those (default: everything, tests included).
+read -r -a targets <<<"${PEFT_TARGETS:-}"
+cmake --build "$BUILD_DIR" -j "$JOBS" ${targets[@]:+--target "${targets[@]}"}
 echo "peft-sweep: build finished in $(( $(date +%s) - start )) s ($BUILD_DIR/bin)"
