@@ -47,6 +47,7 @@ struct Options {
   int repeats = 5;
   int steps = 8;
   std::string precision = "auto";
+  int64_t batch = 0, seq = 0;  // step: 0 = the defaults (16 x 64; 4 x 16 with --quick)
 };
 
 void sync(const torch::Device& d) {
@@ -186,7 +187,7 @@ std::shared_ptr<model::DistilBert> lora_model(const model::DistilBertConfig& c, 
 
 void bench_step(const Options& o, model::DistilBertConfig c) {
   c.dropout = c.attention_dropout = c.seq_classif_dropout = 0.0;  // both paths see the same function
-  const int64_t batch = o.quick ? 4 : 16, seq = o.quick ? 16 : 64;
+  const int64_t batch = o.batch > 0 ? o.batch : o.quick ? 4 : 16, seq = o.seq > 0 ? o.seq : o.quick ? 16 : 64;
   const bool bf16 = train::resolve_precision(o.precision, o.device) == "bf16";
   std::cout << "\n== step: LoRA r=8 q_lin,v_lin + head, batch " << batch << " x " << seq << " tokens, " << o.steps
             << " steps after as many warm-up steps, " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
@@ -335,6 +336,8 @@ int run(const std::vector<std::string>& args) {
       ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
       ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
       ("steps", cli::po::value(&o.steps)->default_value(8), "timed training steps")
+      ("batch", cli::po::value(&o.batch)->default_value(0), "step: batch size (0: 16, or 4 with --quick)")
+      ("seq", cli::po::value(&o.seq)->default_value(0), "step: tokens per sequence (0: 64, or 16 with --quick)")
       ("precision", cli::po::value(&o.precision)->default_value("auto"), "step: auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 (CPU autocast on CPU)")
       ("quick", cli::po::bool_switch(&o.quick), "tiny shapes, 2 repetitions: a smoke run");
   cli::po::positional_options_description pos;
@@ -345,6 +348,7 @@ int run(const std::vector<std::string>& args) {
     throw_input("expected all, optimizer, nf4, step or allreduce, found \"{}\"", o.what);
   if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
   if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
+  if (o.batch < 0 || o.seq < 0) throw_input("--batch and --seq must be >= 0 (0: the default)");
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16")
     throw_input("--precision: expected auto, fp32 or bf16, found \"{}\"", o.precision);
   if (o.quick) shape = "tiny", o.repeats = std::min(o.repeats, 2), o.steps = std::min(o.steps, 2);

@@ -7,7 +7,9 @@
 #include "cli/cli_common.h"
 #include "cli/tools.h"
 #include "core/error.h"
+#include "model/autocast.h"
 #include "model/checkpoint.h"
+#include "train/device.h"
 
 namespace peft::cli {
 namespace {
@@ -56,18 +58,22 @@ json to_json(const torch::Tensor& t) {
 
 int tool_forward(const std::vector<std::string>& args) {
   po::options_description desc("peft-tool forward options");
-  std::string model_dir, adapter_dir, head_name, ids_arg, mask_arg;
+  std::string model_dir, adapter_dir, head_name, ids_arg, mask_arg, device_name, precision;
   desc.add_options()
       ("model", po::value(&model_dir)->required(), "Hugging Face DistilBERT folder (config.json, model.safetensors)")
       ("adapter", po::value(&adapter_dir), "PEFT adapter folder (adapter_config.json, adapter_model.safetensors) put on the model")
       ("head", po::value(&head_name)->default_value("classifier"), "classifier | mlm | none (last hidden state)")
       ("ids", po::value(&ids_arg)->required(), "token ids: JSON array of arrays, @FILE, or - for stdin")
-      ("mask", po::value(&mask_arg), "attention mask (1 = token, 0 = padding), same shape; default all ones");
+      ("mask", po::value(&mask_arg), "attention mask (1 = token, 0 = padding), same shape; default all ones")
+      ("device", po::value(&device_name)->default_value("cpu"), "cpu | cuda | auto")
+      ("precision", po::value(&precision)->default_value("fp32"), "fp32 | bf16 (autocast, as a bf16 trial evaluates)");
   po::variables_map vm;
   if (!parse_args("peft-tool forward", "peft-tool forward --model DIR [--adapter DIR] --head classifier|mlm|none --ids JSON [--mask JSON]",
                   args, desc, vm))
     return 0;
   const model::Head head = model::parse_head(head_name);
+  if (precision != "fp32" && precision != "bf16") throw_input("--precision: expected fp32 or bf16, found \"{}\"", precision);
+  const torch::Device device = train::resolve_device(device_name);
   auto ids = parse_matrix(read_json_argument(ids_arg, "ids"), "ids");
   torch::Tensor mask = vm.count("mask") ? parse_matrix(read_json_argument(mask_arg, "mask"), "mask") : torch::ones_like(ids);
   if (mask.sizes() != ids.sizes())
@@ -82,8 +88,14 @@ int tool_forward(const std::vector<std::string>& args) {
   if ((ids < 0).any().item<bool>() || (ids >= vocab).any().item<bool>())
     throw_input("--ids: every id must be in [0, {}) (the model's vocab_size)", vocab);
   model->eval();
+  model->to(device);
   torch::NoGradGuard no_grad;
-  auto out = model->forward(head, ids, mask).to(torch::kFloat32);
+  torch::Tensor out;
+  {
+    model::AutocastGuard autocast(device, precision == "bf16");
+    out = model->forward(head, ids.to(device), mask.to(device));
+  }
+  out = out.to(torch::kCPU, torch::kFloat32);
   json result;
   result["logits"] = to_json(out);
   std::cout << result.dump() << "\n";
