@@ -129,26 +129,14 @@ with tempfile.TemporaryDirectory() as tmp:
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
     ours_logits = peft_forward(str(out), "classifier", ids.tolist(), mask.tolist())
-    from transformers import BitsAndBytesConfig
-    try:  # the checkpoint's own quantization_config alone
-        plain = DistilBertForSequenceClassification.from_pretrained(out, device_map="cpu").eval()
-        with torch.no_grad():
-            plain(input_ids=ids, attention_mask=mask)
-        print("transformers ran the checkpoint with its own quantization_config")
-    except Exception as e:
-        print(f"DEVIATION: from_pretrained with the checkpoint's quantization_config alone fails: {type(e).__name__} "
-              f"{str(e)[:200]} — transformers also converts pre_classifier/classifier to Linear4bit, which "
-              "peft-tool quantize keeps in fp32 (quantization_config lists no llm_int8_skip_modules)")
-    # The same checkpoint with llm_int8_skip_modules naming the fp32 heads in its config (a
-    # quantization_config passed to from_pretrained is ignored when the checkpoint has one).
-    import shutil
-    fixed = tmp / "nf4-skip-heads"
-    shutil.copytree(out, fixed)
-    cj = json.loads((fixed / "config.json").read_text())
-    cj["quantization_config"]["llm_int8_skip_modules"] = ["pre_classifier", "classifier"]
-    (fixed / "config.json").write_text(json.dumps(cj, indent=2))
+    # The checkpoint's own quantization_config, as peft-tool quantize writes it (with
+    # llm_int8_skip_modules naming the heads it keeps in fp32; without them transformers turned
+    # pre_classifier/classifier into Linear4bit and bitsandbytes failed in the forward pass).
+    cj = json.loads((out / "config.json").read_text())
+    skip = cj["quantization_config"].get("llm_int8_skip_modules", [])
+    c.check("pre_classifier" in skip and "classifier" in skip, f"quantization_config.llm_int8_skip_modules = {skip}")
     try:
-        qm = DistilBertForSequenceClassification.from_pretrained(fixed, device_map="cpu").eval()
+        qm = DistilBertForSequenceClassification.from_pretrained(out, device_map="cpu").eval()
         n4 = sum(isinstance(mod, bnb.nn.Linear4bit) for mod in qm.modules())
         with torch.no_grad():
             ref_logits = qm(input_ids=ids, attention_mask=mask).logits.float()
