@@ -135,6 +135,9 @@ int run_sweep(const SweepOptions& opt) {
   SweepSpec spec;
   std::vector<TrialSpec> trials;
   try {
+    // Argument errors first: they hold whatever the sweep file says.
+    if (opt.ranks < 0) throw_input("--ranks must be a positive number of ranks (found {})", opt.ranks);
+    if (opt.ranks > 0 && !opt.dry_run) throw_input("--ranks states the world size of a --dry-run; a run uses mpirun's ranks");
     spec = opt.sweep_path.empty() ? parse_sweep_string(embedded_demo_sweep(), "sweeps/demo.toml (embedded)", !opt.dry_run)
                                   : parse_sweep_file(opt.sweep_path, !opt.dry_run);
     if (!opt.output.empty()) spec.output = opt.output;
@@ -143,8 +146,6 @@ int run_sweep(const SweepOptions& opt) {
       spec.schedule = opt.schedule;
     }
     if (spec.output.empty()) throw_input("{}: sweep.output is not set and no --output was given", spec.origin);
-    if (opt.ranks < 0) throw_input("--ranks must be a positive number of ranks (found {})", opt.ranks);
-    if (opt.ranks > 0 && !opt.dry_run) throw_input("--ranks states the world size of a --dry-run; a run uses mpirun's ranks");
     // A dry run previews the plan for --ranks ranks in one process; otherwise the real world.
     if (opt.ranks > 0) world_size = opt.ranks;
     if (world_size % spec.dp != 0)
