@@ -107,3 +107,48 @@ class Checks:
             sys.exit(1)
         print(f"{self.name}: all {self.count} checks passed")
         sys.exit(0)
+
+
+# ---- random checkpoints and batches shared by the model tests
+
+
+def randomise(model):
+    """transformers' init leaves biases at 0 and LayerNorm at 1: perturb everything so each
+    parameter matters to the comparison."""
+    import torch
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or "layer_norm" in name:
+                p.copy_(1 + 0.1 * torch.randn_like(p)) if name.endswith("weight") else p.normal_(0, 0.1)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.05)
+    return model
+
+
+def vocab_file(path, size):
+    """A WordPiece vocabulary of `size` entries: the specials, characters, ##characters, tokN."""
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = [chr(i) for i in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
+    toks = special + chars + ["##" + ch for ch in chars]
+    toks += [f"tok{i}" for i in range(size - len(toks))]
+    Path(path).write_text("\n".join(toks) + "\n")
+
+
+BATCH_LEN = 12
+PADDED_LENGTHS = [12, 7, 3]
+
+
+def batch(vocab, padded):
+    """3 rows of BATCH_LEN ids ([CLS] first); padded: rows of 12, 7 and 3 tokens ([SEP] last,
+    pad id 0, mask 0)."""
+    import torch
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (3, BATCH_LEN), generator=g)
+    ids[:, 0] = 2
+    mask = torch.ones(3, BATCH_LEN, dtype=torch.long)
+    if padded:
+        for r, n in enumerate(PADDED_LENGTHS):
+            ids[r, n - 1] = 3
+            ids[r, n:] = 0
+            mask[r, n:] = 0
+    return ids, mask

@@ -16,27 +16,10 @@ import torch
 from safetensors import safe_open
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 
-from interop_common import Checks, peft_forward
+from interop_common import Checks, peft_forward, batch, randomise, vocab_file
 
 torch.manual_seed(0)
 c = Checks("interop.bert_transformers")
-
-
-def randomise(model):
-    """transformers' init leaves biases at 0 and LayerNorm at 1: perturb everything."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p)) if name.endswith("weight") else p.normal_(0, 0.1)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.05)
-    return model
-
-
-def vocab_file(path, size):
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    toks = special + [f"tok{i}" for i in range(size - len(special))]
-    Path(path).write_text("\n".join(toks) + "\n")
 
 
 CONFIGS = {
@@ -45,21 +28,6 @@ CONFIGS = {
     "small-relu": dict(vocab_size=500, hidden_size=48, num_hidden_layers=1, num_attention_heads=3, intermediate_size=96,
                        max_position_embeddings=64, hidden_act="relu", type_vocab_size=3),
 }
-L = 12
-lengths = [12, 7, 3]
-
-
-def batch(vocab, padded):
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(5, vocab, (3, L), generator=g)
-    ids[:, 0] = 2
-    mask = torch.ones(3, L, dtype=torch.long)
-    if padded:
-        for r, n in enumerate(lengths):
-            ids[r, n - 1] = 3
-            ids[r, n:] = 0
-            mask[r, n:] = 0
-    return ids, mask
 
 
 with tempfile.TemporaryDirectory() as tmp:

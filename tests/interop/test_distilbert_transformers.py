@@ -16,30 +16,10 @@ from safetensors import safe_open
 from transformers import (DistilBertConfig, DistilBertForMaskedLM, DistilBertForSequenceClassification,
                           DistilBertModel)
 
-from interop_common import BIN, Checks, peft_forward, run, tool
+from interop_common import BIN, Checks, peft_forward, run, tool, batch, randomise, vocab_file
 
 torch.manual_seed(0)
 c = Checks("interop.distilbert_transformers")
-
-
-def randomise(model):
-    """transformers' init leaves biases at 0 and LayerNorm at 1: perturb everything so each
-    parameter matters to the comparison."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name or "layer_norm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p)) if name.endswith("weight") else p.normal_(0, 0.1)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.05)
-    return model
-
-
-def vocab_file(path, size):
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = [chr(i) for i in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
-    toks = special + chars + ["##" + ch for ch in chars]
-    toks += [f"tok{i}" for i in range(size - len(toks))]
-    Path(path).write_text("\n".join(toks) + "\n")
 
 
 CONFIGS = {
@@ -48,22 +28,6 @@ CONFIGS = {
                                   sinusoidal_pos_embds=True, activation="gelu"),
 }
 
-# ids: 3 rows; "padded" gives rows of length 12, 7 and 3 (pad id 0, mask 0).
-L = 12
-lengths = [12, 7, 3]
-
-
-def batch(vocab, padded):
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(5, vocab, (3, L), generator=g)
-    ids[:, 0] = 2
-    mask = torch.ones(3, L, dtype=torch.long)
-    if padded:
-        for r, n in enumerate(lengths):
-            ids[r, n - 1] = 3
-            ids[r, n:] = 0
-            mask[r, n:] = 0
-    return ids, mask
 
 
 with tempfile.TemporaryDirectory() as tmp:
