@@ -159,12 +159,15 @@ torch::Tensor Trainer::loss_sum(const Batch& b) {
 }
 
 FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::function<bool()>& stop,
-                      const std::function<void(const Progress&)>& progress) {
+                      const std::function<void(const Progress&)>& progress,
+                      const std::function<void(const EvalEvent&)>& on_eval) {
   FitStats stats;
+  on_eval_ = on_eval ? &on_eval : nullptr;
   const int64_t per_epoch = data.batches_per_epoch(settings_.batch_size);
   if (per_epoch <= 0)
     throw_input("the training split ({} examples) is smaller than one batch of {}", data.train_examples(), settings_.batch_size);
   const int64_t total = total_steps(data);
+  total_ = total;
   const int64_t warmup = static_cast<int64_t>(std::ceil(settings_.warmup_ratio * static_cast<double>(total)));
   const int dp = sync_.size(), rank = sync_.rank();
   const int64_t log_every = std::max<int64_t>(1, total / 200);
@@ -353,7 +356,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
         if (progress) {
           const double sps = static_cast<double>(stats.samples) / std::max(1e-9, train_time);
           const double eta = train_time / static_cast<double>(step) * static_cast<double>(total - step);
-          progress({step, total, result.train_loss.back(), sps, eta});
+          progress({step, total, result.train_loss.back(), sps, eta, result.train_lr.back()});
         }
       }
       if (stop_seen && step < total) break;
@@ -384,6 +387,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   }
   stats.steps = step;
   stats.train_seconds = train_time;
+  on_eval_ = nullptr;
   return stats;
 }
 
@@ -396,6 +400,7 @@ void Trainer::record_eval(BatchSource& data, TrialResult& result, int64_t step, 
   result.eval_f1.push_back(ev.f1);
   result.eval_perplexity.push_back(ev.perplexity);
   result.eval_loss.push_back(ev.loss);
+  if (on_eval_) (*on_eval_)({step, total_, epoch, ev});
   model_.train();
 }
 

@@ -74,9 +74,18 @@ struct EvalResult {
   int64_t examples = 0;
 };
 
+/// A logged step (every total/200 steps and the last), as fit() reports it.
 struct Progress {
   int64_t step, total_steps;
   double loss, samples_per_second, eta_seconds;
+  double lr = 0;  // the first parameter group's learning rate at this step
+};
+
+/// An evaluation, as fit() reports it (after it is recorded in the trial's curves).
+struct EvalEvent {
+  int64_t step, total_steps;
+  double epoch;
+  EvalResult eval;
 };
 
 struct FitStats {
@@ -94,7 +103,8 @@ class Trainer {
 
   /// Trains, filling `result`'s curves; stops early when `stop()` returns true (signal).
   FitStats fit(BatchSource& data, TrialResult& result, const std::function<bool()>& stop = {},
-               const std::function<void(const Progress&)>& progress = {});
+               const std::function<void(const Progress&)>& progress = {},
+               const std::function<void(const EvalEvent&)>& on_eval = {});
   EvalResult evaluate(BatchSource& data);
   /// Splits `params` into decay / no-decay groups (biases, LayerNorm weights: no decay).
   static std::vector<ParamGroup> decay_groups(const std::string& name,
@@ -109,6 +119,8 @@ class Trainer {
   /// Summed (not averaged) loss of a batch on the device.
   torch::Tensor loss_sum(const Batch& b);
   void record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch);
+  const std::function<void(const EvalEvent&)>* on_eval_ = nullptr;  // fit()'s, while it runs
+  int64_t total_ = 0;
   /// The evaluation batches on the trainer's device (the host ones on CPU).
   const std::vector<Batch>& device_eval_batches(BatchSource& data);
 

@@ -375,7 +375,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     // ---- train
     reset_peak_memory(device);
     Trainer trainer(*m, kind, std::move(groups), spec.train, hooks, sync, device, spec.seed);
-    auto stats = trainer.fit(source, result, ctx.stop, ctx.progress);
+    auto stats = trainer.fit(source, result, ctx.stop, ctx.progress, ctx.on_eval);
     const int64_t peak = peak_memory_bytes(device);
     if (stats.interrupted) {
       result.status = "interrupted";

@@ -15,7 +15,8 @@ struct RunContext {
   GradSync* sync = nullptr;   // null: single process
   int local_rank = 0;         // GPU choice
   std::function<bool()> stop; // set when SIGTERM/SIGINT arrived
-  std::function<void(const Progress&)> progress;
+  std::function<void(const Progress&)> progress;  // every logged step
+  std::function<void(const EvalEvent&)> on_eval;  // every evaluation
   bool measure_inference = true;  // the rank that reports does; others skip
 };
 
