@@ -33,6 +33,7 @@
 #include "train/adamw.h"
 #include "train/device.h"
 #include "train/trainer.h"
+#include "train/method_setup.h"
 #include "train/trial_runner.h"
 
 namespace peft::bench {

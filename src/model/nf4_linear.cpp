@@ -46,12 +46,18 @@ int64_t NF4Linear::storage_bytes() const {
   return w_.storage_bytes() + (bias_.defined() ? static_cast<int64_t>(bias_.nbytes()) : 0);
 }
 
-int64_t quantize_encoder(DistilBert& model) {
+std::shared_ptr<NF4Linear> quantize_linear(DenseLinear& dense, c10::ScalarType compute_dtype) {
+  auto q = std::make_shared<NF4Linear>(dense.weight_param(), dense.bias_param());
+  q->set_compute_dtype(compute_dtype);
+  return q;
+}
+
+int64_t quantize_encoder(DistilBert& model, c10::ScalarType compute_dtype) {
   int64_t n = 0;
   for (auto& slot : model.linear_slots()) {
     auto dense = std::dynamic_pointer_cast<DenseLinear>(slot.get());
     if (!dense) continue;
-    slot.set(std::make_shared<NF4Linear>(dense->weight_param(), dense->bias_param()));
+    slot.set(quantize_linear(*dense, compute_dtype));
     ++n;
   }
   return n;

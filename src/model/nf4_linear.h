@@ -33,9 +33,13 @@ class NF4Linear : public LinearBase {
   c10::ScalarType compute_dtype_ = torch::kFloat32;
 };
 
+/// `dense` quantized to NF4 (its bias kept), computing in `compute_dtype`: the one way a
+/// dense layer becomes QLoRA's base, for the trainer's QLoRA set-up and `quantize_encoder`.
+std::shared_ptr<NF4Linear> quantize_linear(DenseLinear& dense, c10::ScalarType compute_dtype = torch::kFloat32);
+
 /// Replaces every DenseLinear of the encoder with an NF4Linear (what QLoRA's base is).
 /// Returns the number of layers quantized.
 class DistilBert;
-int64_t quantize_encoder(DistilBert& model);
+int64_t quantize_encoder(DistilBert& model, c10::ScalarType compute_dtype = torch::kFloat32);
 
 }  // namespace peft::model

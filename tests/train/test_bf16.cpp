@@ -16,6 +16,7 @@
 #include "model/distilbert.h"
 #include "model/nf4_linear.h"
 #include "quant/nf4.h"
+#include "train/method_setup.h"
 #include "train/trial_runner.h"
 
 namespace peft::train {
