@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -22,6 +23,8 @@
 #include "comm/mpi_check.h"
 #include "peft/version.h"
 #include "results/result_store.h"
+#include "sweep/event_log.h"
+#include "sweep/trial_watch.h"
 #include "train/device.h"
 #include "train/trial_runner.h"
 
@@ -209,6 +212,7 @@ int run_sweep(const SweepOptions& opt) {
       if (spec.output.find('/') != std::string::npos) fs::create_directories(fs::path(spec.output).parent_path());
       auto store = ResultStore::open_or_create(spec.output, opt.resume, spec.text, spec.name, world_size, PEFT_VERSION);
       store.close();
+      start_event_log(spec.output, exists);
       fold_parts(spec.output);  // a crashed run's committed trials
       auto reread = ResultStore::open_read(spec.output);
       completed = reread.completed_ids();
@@ -251,6 +255,12 @@ int run_sweep(const SweepOptions& opt) {
     spdlog::info("peft-sweep {} (LibTorch {}): {} ranks in {} groups of dp={}, {} threads per rank, device {}, {} backend ({}); {} trials ({} already complete), {} scheduling → {}",
                  PEFT_VERSION, TORCH_VERSION, world_size, groups, dp, threads, device.str(), communicator->backend(),
                  communicator->reason, trials.size(), trials.size() - pending.size(), spec.schedule, spec.output);
+  // The event log (README "Watching a sweep"): rank 0's run lines, each group leader's trial lines.
+  EventLog events = group_rank == 0 ? EventLog(event_log_path(spec.output)) : EventLog();
+  if (world_rank == 0)
+    events.append({{"event", "run_start"}, {"sweep", spec.name}, {"world_size", world_size}, {"groups", groups}, {"dp", dp},
+                   {"trials", trials.size()}, {"pending", pending.size()}, {"resume", opt.resume}, {"shard", opt.shard},
+                   {"precision", spec.train.precision}, {"schedule", spec.schedule}});
 
   // Dynamic scheduling: a shared counter on rank 0 (MPI one-sided fetch-and-add), so an idle
   // group takes the next trial without a coordinator loop.
@@ -299,12 +309,11 @@ int run_sweep(const SweepOptions& opt) {
     ctx.local_rank = local_rank;
     ctx.stop = [] { return g_signal.load() != 0; };
     ctx.measure_inference = leader;
-    if (tty)
-      ctx.progress = [&](const train::Progress& p) {
-        std::cerr << fmt::format("\r[group {}] {} step {}/{} loss {:.4f} {:.0f} samples/s ETA {:.0f}s   ", group, t.id, p.step,
-                                 p.total_steps, p.loss, p.samples_per_second, p.eta_seconds)
-                  << std::flush;
-      };
+    std::optional<TrialWatch> watch;  // the leader's event-log lines and progress lines
+    if (leader) {
+      watch.emplace(events, group, t, describe(t), tty);
+      watch->attach(ctx);
+    }
     spdlog::debug("group {} starts trial {} ({})", group, t.id, describe(t));
     communicator->begin_trial();
     TrialResult r = train::run_trial(t, ctx);
@@ -322,7 +331,7 @@ int run_sweep(const SweepOptions& opt) {
         r.error = fmt::format("rank {} of group {} (world rank {}): {}", failing, group, group * dp + failing, error);
       }
     }
-    if (tty) std::cerr << "\r" << std::string(100, ' ') << "\r";
+    if (watch) watch->end(r);
     if (r.status == "interrupted") {
       interrupted = true;
       break;
@@ -358,6 +367,7 @@ int run_sweep(const SweepOptions& opt) {
   int any_interrupt = interrupted, all = 0;
   MPI_Allreduce(&any_interrupt, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (world_rank == 0) events.append({{"event", "run_end"}, {"interrupted", all != 0}, {"exit_code", all ? 130 : exit_code}});
   MPI_Comm_free(&group_comm);
   MPI_Comm_free(&node_comm);
   if (all) return 130;
