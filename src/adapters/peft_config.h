@@ -10,15 +10,24 @@
 // the adapter computes (use_dora, bias, fan_in_fan_out, rank/alpha patterns, exclude_modules,
 // layers_pattern, layer_replication, …) is refused by name rather than silently ignored, and
 // keys PEFT would not write for that type are ignored.
+//
+// Torch-free (the fuzz harness builds it alone, with target_spec.cpp): from_method, which needs
+// the method settings and the model's heads, is in peft_config_method.cpp.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "adapters/inject.h"
-#include "adapters/method.h"
-#include "model/distilbert.h"
+#include "adapters/target_spec.h"
+#include "model/config.h"  // model::Family
+
+namespace peft::model {
+enum class Head;  // model/distilbert.h
+}
 
 namespace peft::adapters {
+
+struct MethodConfig;  // adapters/method.h
 
 struct PeftAdapterConfig {
   std::string peft_type = "LORA";  // "LORA" | "HIRA"

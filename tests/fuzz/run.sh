@@ -12,7 +12,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 CXX_BIN=${FUZZ_CXX:-$(command -v clang++-14 || command -v clang++)}
 CC_BIN=${FUZZ_CC:-$(command -v clang-14 || command -v clang)}
-HARNESSES=${FUZZ_HARNESSES:-"sweep safetensors wordpiece hf_config bnb_quant_state sst2 imdb wikitext"}
+HARNESSES=${FUZZ_HARNESSES:-"sweep safetensors wordpiece hf_config adapter_config bnb_quant_state sst2 imdb wikitext"}
 
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
   CC=$CC_BIN CXX=$CXX_BIN cmake -S "$HERE" -B "$BUILD" >/dev/null
