@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "sweep/driver.h"
+#include "sweep/status.h"
 
 namespace {
 
@@ -21,6 +22,7 @@ const char* kUsage =
     "peft-sweep [SWEEP.toml] [--dry-run] [--dump-config] [--output PATH] [--resume] [--schedule dynamic|static] [--shard i/N]\n"
     "       peft-sweep trial --method M --dataset D [options]   (one trial, one process; see peft-sweep trial --help)\n"
     "       peft-sweep merge OUT.h5 PART.h5...                  (combine job-array results files)\n"
+    "       peft-sweep status RESULTS.h5                        (trial states, ETA, best so far; while a sweep runs and after)\n"
     "Without SWEEP.toml the embedded demo sweep (sweeps/demo.toml) runs.";
 
 int sweep_main(int argc, char** argv) {
@@ -90,6 +92,21 @@ int main(int argc, char** argv) {
         return args.empty() ? 2 : (args[0] == "--help" ? 0 : 2);
       }
       return peft::sweep::merge_results({args.begin() + 1, args.end()}, args[0]);
+    });
+  }
+  if (argc > 1 && std::string(argv[1]) == "status") {
+    // No MPI: a read-only look at the files of a sweep that may be running (sweep/status.h).
+    peft::init_logging(0, "warn");
+    std::vector<std::string> args(argv + 2, argv + argc);
+    return run_guarded("peft-sweep status", [&] {
+      if (args.size() != 1 || args[0] == "--help") {
+        std::cout << "usage: peft-sweep status RESULTS.h5\n"
+                     "Prints every trial's state (waiting, running at step s/N with its loss, complete, failed, diverged,\n"
+                     "interrupted), the ETA and the best result so far per data set and method, from the results file,\n"
+                     "its part files and its event log RESULTS.h5.events.jsonl. Safe on a running sweep (read-only).\n";
+        return !args.empty() && args[0] == "--help" ? 0 : 2;
+      }
+      return peft::sweep::print_status(args[0], std::cout);
     });
   }
   int provided = 0;
