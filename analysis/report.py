@@ -12,7 +12,11 @@ Reads the HDF5 results file written by ``peft-sweep`` (layout in sweeps/SCHEMA.m
 - PNG figures: quality versus trainable parameters with the Pareto front, quality versus
   rank, quality versus achieved sparsity (Sparse LoRA), cost per method (peak memory,
   training time, inference latency merged / unmerged), and the training-loss and
-  evaluation curves of the best trial per method and data set.
+  evaluation curves of the best trial per method and data set;
+- when the sweep's event log ``RESULTS.h5.events.jsonl`` exists (or ``--events PATH``):
+  the trials that are running (or were cut off) and not yet in the results file, with
+  their step, loss and a figure of their training-loss curves (``running_curves.png``),
+  drawn from the log while the sweep runs.
 
 Quality is accuracy for classification data sets and perplexity (lower is better) for
 masked-LM data sets. The report works on partial files: trials that failed or are
@@ -24,12 +28,16 @@ Only h5py, pandas, matplotlib (Agg) and numpy are used.
 
 import argparse
 import html
+import json
 import math
 import os
 import sys
 from collections import Counter
 
-import h5py
+# Read-only, so no HDF5 file lock: a shared lock held while the sweep's rank 0 folds its part
+# files into the results file would make that read-write open fail (see src/sweep/status.cpp).
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+import h5py  # noqa: E402
 import numpy as np
 import pandas as pd
 
@@ -473,6 +481,99 @@ def fig_curves(df, curves, dataset, path):
     return path
 
 
+# ------------------------------------------------------------------------ event log
+
+def events_path(results):
+    return str(results) + ".events.jsonl"
+
+
+def load_events(path):
+    """Read the sweep's event log (README "Watching a sweep"). Returns (live, trials):
+    live is True when the last run has no run_end line; trials maps a trial id to its last
+    attempt: {"run", "group", "label", "step", "loss", "lr", "total_steps", "ended",
+    "status", "eval_step", "eval"}, with the step/loss/lr lists of that attempt. Lines that
+    are not JSON objects (one being appended) are skipped."""
+    live, runs, trials = False, 0, {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(e, dict):
+                continue
+            ev = e.get("event")
+            if ev == "run_start":
+                runs += 1
+                live = True
+                continue
+            if ev == "run_end":
+                live = False
+                continue
+            tid = e.get("trial")
+            if not tid:
+                continue
+            if ev == "trial_start" or tid not in trials:
+                trials[tid] = {"run": runs, "group": e.get("group"),
+                               "label": e.get("label", ""), "step": [], "loss": [],
+                               "lr": [], "total_steps": None, "ended": False,
+                               "status": None, "eval_step": [], "eval": []}
+            t = trials[tid]
+            if ev == "step":
+                t["step"].append(e.get("step"))
+                t["loss"].append(np.nan if e.get("loss") is None else e["loss"])
+                t["lr"].append(np.nan if e.get("lr") is None else e["lr"])
+                t["total_steps"] = e.get("total_steps")
+            elif ev == "eval":
+                t["eval_step"].append(e.get("step"))
+                t["eval"].append(e)
+            elif ev == "trial_end":
+                t["ended"] = True
+                t["status"] = e.get("status")
+    for t in trials.values():
+        t["current"] = t["run"] == runs
+    return live, trials
+
+
+def unfinished_trials(events, df):
+    """[(id, state, attempt)] of the trials of the event log with no trial_end line and not
+    complete in the results file: "running" while the run lives, else "interrupted"."""
+    live, trials = events
+    done = set(df[df.status == "complete"].id) if not df.empty else set()
+    out = []
+    for tid, t in trials.items():
+        if t["ended"] or tid in done:
+            continue
+        state = "running" if live and t["current"] else "interrupted"
+        out.append((tid, state, t))
+    return sorted(out, key=lambda x: (x[1] != "running", x[2]["label"], x[0]))
+
+
+def fig_running_curves(unfinished, path):
+    """Training loss against step of the unfinished trials, from the event log."""
+    drawn = [(tid, st, t) for tid, st, t in unfinished if t["step"]]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (tid, state, t) in enumerate(drawn):  # one colour per trial
+        total = t["total_steps"] or "?"
+        ax.plot(t["step"], t["loss"], lw=1.2, color=cycle[i % len(cycle)],
+                ls="-" if state == "running" else ":",
+                label=f"{tid} {t['label']} ({state}, {t['step'][-1]}/{total})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(True, alpha=0.3)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("Trials not yet in the results file (from the event log; "
+                 "dotted: interrupted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ------------------------------------------------------------------------------- tables
 
 # (column, header, format, scale, best: "max" | "min" | None)
@@ -667,8 +768,12 @@ def render(blocks):
     return "\n\n".join(md) + "\n", page
 
 
-def build_report(path, outdir):
+def build_report(path, outdir, events=None):
+    """events: the event log to read (default: RESULTS.h5.events.jsonl when it exists;
+    False: none)."""
     root, df, curves, staging = load(path)
+    if events is None:
+        events = events_path(path) if os.path.isfile(events_path(path)) else False
     os.makedirs(outdir, exist_ok=True)
     name = root.get("sweep_name", os.path.basename(path))
     n_ok = len(usable(df))
@@ -715,6 +820,23 @@ def build_report(path, outdir):
                 f"Training loss and evaluation of the best trial per method, "
                 f"{dataset_label(ds)}", df, curves, ds)
 
+    # running trials, from the event log
+    if events:
+        unfinished = unfinished_trials(load_events(events), df)
+        blocks.append(("h2", "Running trials"))
+        if unfinished:
+            blocks.append(("p", f"From the event log {events}: trials started and not "
+                                "(yet) in the results file."))
+            blocks.append(("table", ["id", "state", "group", "step", "loss", "trial"],
+                           [[tid, st, str(t["group"]),
+                             f"{t['step'][-1]}/{t['total_steps']}" if t["step"] else "0",
+                             f"{t['loss'][-1]:.4f}" if t["loss"] else "—", t["label"]]
+                            for tid, st, t in unfinished], None))
+            add_fig(fig_running_curves, "running_curves.png",
+                    "Training loss of the running trials (event log)", unfinished)
+        else:
+            blocks.append(("p", f"No running trial (event log {events})."))
+
     # problems
     blocks.append(("h2", "Failed, diverged and missing trials"))
     probs = problem_trials(df)
@@ -759,9 +881,17 @@ def main(argv=None):
     ap.add_argument("results", help="results file written by peft-sweep (HDF5)")
     ap.add_argument("-o", "--output", default="report",
                     help="output folder (default: report/)")
+    ap.add_argument("--events", default=None,
+                    help="the sweep's event log, for the curves of running trials "
+                         "(default: RESULTS.events.jsonl when it exists)")
+    ap.add_argument("--no-events", action="store_true", help="ignore the event log")
     args = ap.parse_args(argv)
+    if args.events and not os.path.isfile(args.events):
+        print(f"error: {args.events}: no such event log", file=sys.stderr)
+        return 2
     try:
-        figs, probs, miss = build_report(args.results, args.output)
+        figs, probs, miss = build_report(args.results, args.output,
+                                         False if args.no_events else args.events)
     except NotResultsFile as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

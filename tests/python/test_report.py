@@ -280,3 +280,92 @@ def test_single_seed_figures_draw_no_error_bars(results, tmp_path, monkeypatch):
     rep.fig_cost(df, str(tmp_path / "cost.png"))
     assert seen, "no error-bar plots were drawn"
     assert all(x is None and y is None for x, y in seen), seen
+
+
+# ------------------------------------------------------------ event log: running trials
+
+def _events(results):
+    path = str(results) + ".events.jsonl"
+    assert os.path.exists(path), "the sweep wrote no event log beside its results file"
+    import json
+    return [json.loads(line) for line in open(path)]
+
+
+def test_event_log_of_the_sweep(results):
+    lines = _events(results)
+    kinds = [e["event"] for e in lines]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end", kinds[:3]
+    with h5py.File(results, "r") as f:
+        ids = set(f["trials"])
+    assert {e["trial"] for e in lines if e["event"] == "trial_end"} == ids
+    steps = [e for e in lines if e["event"] == "step"]
+    assert steps and all(e["total_steps"] == 10 and 1 <= e["step"] <= 10 for e in steps)
+    assert {"loss", "lr", "samples_per_second", "eta_seconds", "wall_seconds", "group",
+            "time"} <= set(steps[0])
+    evals = [e for e in lines if e["event"] == "eval"]
+    assert len(evals) == 2 * len(ids)  # eval_every = 5 of 10 steps
+
+
+def test_report_of_a_finished_sweep_has_no_running_trial(report):
+    md = (report / "report.md").read_text()
+    assert "## Running trials" in md and "No running trial" in md
+    assert not (report / "running_curves.png").exists()
+
+
+def _cut_off(results, tmp_path, keep_run_end):
+    """A copy of the results file without its first trial, and of the event log without that
+    trial's trial_end line (and without the run_end line unless keep_run_end): that trial is
+    then running (or interrupted) from the report's point of view."""
+    copy = tmp_path / "live.h5"
+    shutil.copy(results, copy)
+    with h5py.File(copy, "a") as f:
+        tid = sorted(f["trials"])[0]
+        del f["trials"][tid]
+    import json
+    kept = [e for e in _events(results)
+            if not (e["event"] == "trial_end" and e.get("trial") == tid)
+            and (keep_run_end or e["event"] != "run_end")]
+    with open(str(copy) + ".events.jsonl", "w") as f:
+        for e in kept:
+            f.write(json.dumps(e) + "\n")
+        f.write('{"event": "step", "trial": "' + tid + '", "ste')  # a line being appended
+    return copy, tid, [e for e in kept if e["event"] == "step" and e["trial"] == tid]
+
+
+def test_report_draws_running_trials_from_the_event_log(results, tmp_path, monkeypatch):
+    live, tid, steps = _cut_off(results, tmp_path, keep_run_end=False)
+    rep = _load_report_module()
+    drawn = []
+    real = rep.fig_running_curves
+
+    def spy(unfinished, path):
+        drawn.extend(unfinished)
+        return real(unfinished, path)
+
+    monkeypatch.setattr(rep, "fig_running_curves", spy)
+    rep.build_report(str(live), str(tmp_path / "out"))
+    assert [(t, s) for t, s, _ in drawn] == [(tid, "running")]
+    attempt = drawn[0][2]
+    assert attempt["step"] == [e["step"] for e in steps]
+    assert attempt["loss"] == [e["loss"] for e in steps]
+    png = tmp_path / "out" / "running_curves.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "out" / "report.md").read_text()
+    section = md.split("## Running trials", 1)[1].split("## ", 1)[0]
+    assert f"| {tid} | running |" in section
+    assert f"| {steps[-1]['step']}/10 |" in section
+    # --no-events: no section, no figure
+    p = subprocess.run([PYTHON, REPORT, str(live), "-o", str(tmp_path / "plain"),
+                        "--no-events"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "## Running trials" not in (tmp_path / "plain" / "report.md").read_text()
+    assert not (tmp_path / "plain" / "running_curves.png").exists()
+
+
+def test_a_trial_of_an_ended_run_is_interrupted_not_running(results, tmp_path):
+    live, tid, _ = _cut_off(results, tmp_path, keep_run_end=True)
+    p = run_report(live, tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert f"| {tid} | interrupted |" in md
+    assert "| running |" not in md
