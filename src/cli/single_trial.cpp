@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/ranges.h>
@@ -13,10 +14,47 @@
 #include "config/known_names.h"
 #include "config/sweep_spec.h"
 #include "core/error.h"
+#include "core/tiny_preset.h"
+#include "model/config.h"
 #include "train/device.h"
 #include "train/trial_runner.h"
 
 namespace peft::cli {
+
+namespace {
+
+/// What the sweep validation checks of a dataset's sequence length (src/config/parse_datasets.cpp),
+/// for the options of `peft-sweep trial`: checked here, before any data loads, rather than by the
+/// model's first forward pass after the data set was read and tokenised.
+void check_sequence_length(const TrialSpec& t) {
+  const bool mlm = dataset_is_mlm(t.dataset.name);
+  const std::string option = mlm ? "block_size" : "--max-length";
+  const int64_t length = mlm ? t.dataset.block_size : t.dataset.max_length;
+  if (length < 8 || length > 512) throw_input("{}: expected an integer in [8, 512], found {}", option, length);
+  int64_t positions = 0;
+  std::string source;
+  if (!t.model.checkpoint.empty()) {
+    // A checkpoint that cannot be read is reported by the trial itself, as before.
+    const auto config = std::filesystem::path(t.model.checkpoint) / "config.json";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(config, ec)) return;
+    try {
+      positions = model::DistilBertConfig::from_json_file(config.string()).max_position_embeddings;
+    } catch (const InputError&) {
+      return;
+    }
+    source = config.string();
+  } else if (t.model.preset == "tiny") {
+    positions = tiny_max_positions(t.model);
+    source = t.model.vocab.empty() ? "--preset tiny with the synthetic vocabulary; with --vocab it has 512"
+                                   : "--preset tiny with --vocab";
+  }
+  if (positions > 0 && length > positions)
+    throw_input("{} {} exceeds the model's max_position_embeddings {} ({}): set {} to at most {}", option, length, positions, source,
+                option, positions);
+}
+
+}  // namespace
 
 int run_single_trial(const std::vector<std::string>& args) {
   po::options_description desc("peft-sweep trial options");
@@ -75,6 +113,7 @@ int run_single_trial(const std::vector<std::string>& args) {
     if (vm.count("targets")) t.method.targets = vm["targets"].as<std::vector<std::string>>();
     t.train.save_adapter = !t.train.adapter_dir.empty();
     t.id = "cli";
+    check_sequence_length(t);  // a sweep file's trial was checked by parse_sweep_file
   }
   t.train.precision = train::resolve_precision(t.train.precision, t.train.device);  // as the sweep driver does
   torch::set_num_threads(train::threads_per_rank(1));  // as peft-sweep does for one rank

@@ -1,5 +1,6 @@
-// `peft-sweep trial`: bad choices are usage errors (exit 2) naming the option; a paged-optimizer
-// trial runs and reports its states in host memory.
+// `peft-sweep trial`: bad choices are usage errors (exit 2) naming the option, and so is a
+// sequence length the model cannot take; a paged-optimizer trial runs and reports its states in
+// host memory.
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -40,6 +41,19 @@ TEST(TrialCommand, BadChoicesAreUsageErrors) {
     EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
   }
+}
+
+// Checked before any data loads: the data folder does not exist, and the error is about the
+// sequence length, naming --max-length and the model's positions (exit 2, bad input).
+TEST(TrialCommand, MaxLengthBeyondTheModelsPositionsIsRefusedBeforeTheData) {
+  auto r = run("--dataset imdb --max-length 256 --data-path /nonexistent/imdb --max-steps 1 --device cpu");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--max-length 256 exceeds the model's max_position_embeddings 128"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--preset tiny"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("/nonexistent/imdb"), std::string::npos) << r.output;
+  r = run("--dataset sst2 --max-length 1000 --data-path /nonexistent/sst2 --device cpu");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--max-length: expected an integer in [8, 512], found 1000"), std::string::npos) << r.output;
 }
 
 TEST(TrialCommand, PagedOptimizerTrialReportsHostStates) {
