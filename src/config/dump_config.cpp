@@ -85,6 +85,9 @@ void write_train(Table& t, const TrainSettings& s) {
   t.set("device", quote(s.device));
   t.set("inference_batch", number(s.inference_batch));
   t.set("inference_repeats", number(s.inference_repeats));
+  t.set("grad_accum", number(s.grad_accum));
+  if (s.checkpoint_minutes > 0) t.set("checkpoint_every", quote(fmt::format("{}min", s.checkpoint_minutes)));
+  else t.set("checkpoint_every", number(s.checkpoint_every));
   t.set("save_adapter", boolean(s.save_adapter));
   if (!s.adapter_dir.empty()) t.set("adapter_dir", quote(s.adapter_dir));  // "" is not a valid folder
 }
@@ -130,6 +133,7 @@ std::string dump_config(const SweepSpec& spec) {
     t.set("output", quote(spec.output));
     t.set("dp", number(spec.dp));
     t.set("schedule", quote(spec.schedule));
+    t.set("save_adapters", boolean(spec.save_adapters));
     if (spec.grid.seed.empty()) t.set("seeds", array(spec.seeds));  // else grid.seed overrides it
   }
   {

@@ -23,7 +23,7 @@ namespace config_detail {
 namespace {
 
 const std::vector<std::string> kRootTables = {"sweep", "model", "train", "grid", "method", "methods", "datasets"};
-const std::vector<std::string> kSweepKeys = {"name", "output", "dp", "seeds", "schedule"};
+const std::vector<std::string> kSweepKeys = {"name", "output", "dp", "seeds", "schedule", "save_adapters"};
 const std::vector<std::string> kModelKeys = {"checkpoint", "preset", "vocab", "pretrain", "pretrain_steps", "cache_dir"};
 const std::vector<std::string> kGridKeys = {"method", "rank", "sparsity", "dataset", "seed", "lr", "alpha"};
 
@@ -100,6 +100,7 @@ void read_sweep(const toml::table* table, SweepSpec& spec, Context& ctx) {
       }))
     spec.seeds.assign(seeds.begin(), seeds.end());
   r.get("schedule", spec.schedule, {"dynamic", "static"});
+  r.get("save_adapters", spec.save_adapters);
   r.finish();
 }
 
@@ -301,6 +302,17 @@ SweepSpec parse_sweep_string(const std::string& text, const std::string& origin,
   errors.throw_if_any();
   return spec;
 }
+
+namespace {
+std::string beside_output(const std::string& output, const char* suffix) {
+  std::filesystem::path p(output);
+  if (p.extension() == ".h5") p.replace_extension();
+  return p.string() + suffix;
+}
+}  // namespace
+
+std::string adapters_dir(const std::string& output) { return beside_output(output, ".adapters"); }
+std::string checkpoints_dir(const std::string& output) { return beside_output(output, ".checkpoints"); }
 
 std::string SweepSpec::locate(SourcePos where, const std::string& key, const std::string& message) const {
   const SourcePos at = where.line == 0 ? SourcePos{1, 1} : where;

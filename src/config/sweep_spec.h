@@ -45,6 +45,7 @@ struct SweepSpec {
   SourcePos dp_pos;              // where sweep.dp was written (line 0: the default)
   std::string schedule = "dynamic";  // dynamic | static
   std::vector<uint64_t> seeds = {1};
+  bool save_adapters = false;    // every trial's adapter, PEFT layout, in adapters_dir(output)/<trial id>
   ModelSettings model;
   TrainSettings train;           // [train]
   MethodSettings method;         // [method]
@@ -58,6 +59,12 @@ struct SweepSpec {
   /// points at 1:1.
   std::string locate(SourcePos where, const std::string& key, const std::string& message) const;
 };
+
+/// Where [sweep] save_adapters puts the adapters and the driver the mid-trial checkpoints:
+/// folders beside the results file, named after it ("results/x.h5" → "results/x.adapters",
+/// "results/x.checkpoints").
+std::string adapters_dir(const std::string& output);
+std::string checkpoints_dir(const std::string& output);
 
 /// Reads and validates a sweep file. `check_paths = false` skips the on-disk checks of the
 /// checkpoint and data folders (for --dry-run on a machine without the data).

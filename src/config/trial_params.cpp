@@ -126,6 +126,8 @@ std::map<std::string, std::string> trial_params(const TrialSpec& t) {
   // The paged optimizer computes the same update; it is part of the id (its memory differs)
   // only when chosen, so the ids of earlier sweeps stay what they were.
   if (tr.optimizer != "adamw") p["train.optimizer"] = tr.optimizer;
+  // Accumulation computes the same step (memory and time differ); in the id only when used.
+  if (tr.grad_accum != 1) p["train.grad_accum"] = text(tr.grad_accum);
   p["seed"] = text(t.seed);
   return p;
 }

@@ -55,7 +55,8 @@ struct DatasetSettings {
 struct TrainSettings {
   int64_t epochs = 3;
   int64_t max_steps = 0;         // > 0 overrides epochs
-  int64_t batch_size = 32;       // global batch, split over the dp ranks
+  int64_t batch_size = 32;       // global batch of one optimizer step, split over the dp ranks
+  int64_t grad_accum = 1;        // micro-batches per optimizer step (batch_size / (dp × grad_accum) rows each)
   double lr = 3e-4;              // adapters (and everything for full)
   double head_lr = 0.0;          // 0 = lr
   double weight_decay = 0.01;
@@ -69,6 +70,10 @@ struct TrainSettings {
   int64_t inference_repeats = 5;
   bool save_adapter = false;
   std::string adapter_dir;       // where to save the PEFT adapter when save_adapter
+  // Mid-trial checkpoints (bitwise resume on CPU): every N optimizer steps, and/or every M
+  // minutes of the group's rank 0 (agreed in the step's all-reduce); 0 = off.
+  int64_t checkpoint_every = 0;
+  double checkpoint_minutes = 0;
 };
 
 struct TrialSpec {
@@ -89,6 +94,7 @@ struct TrialResult {
   std::string status = "complete";  // complete | failed | diverged | interrupted
   std::string error;
   int64_t diverged_step = -1;
+  int64_t interrupted_step = -1;    // optimizer steps done when a stop interrupted the trial
   // Training curve, one entry per logged step.
   std::vector<int64_t> train_step;
   std::vector<double> train_loss;

@@ -9,7 +9,7 @@
 namespace peft::results_detail {
 namespace {
 
-constexpr const char* kReserved[] = {"status", "error", "diverged_step", "group", "wall_seconds"};
+constexpr const char* kReserved[] = {"status", "error", "diverged_step", "interrupted_step", "group", "wall_seconds"};
 
 bool reserved(const std::string& name) {
   return std::find(std::begin(kReserved), std::end(kReserved), name) != std::end(kReserved);
@@ -37,6 +37,7 @@ void write_trial_group(hid_t g, const TrialSpec& spec, const TrialResult& r) {
   h5::write_string_attr(g, "status", r.status);
   h5::write_string_attr(g, "error", r.error);
   h5::write_int_attr(g, "diverged_step", r.diverged_step);
+  h5::write_int_attr(g, "interrupted_step", r.interrupted_step);
   h5::write_int_attr(g, "group", r.group);
   h5::write_double_attr(g, "wall_seconds", r.wall_seconds);
 
@@ -77,6 +78,7 @@ TrialResult read_trial_group(hid_t g, const std::string& id) {
   r.status = h5::read_string_attr(g, "status");
   r.error = h5::read_string_attr(g, "error");
   r.diverged_step = h5::read_int_attr(g, "diverged_step");
+  r.interrupted_step = h5::has_attr(g, "interrupted_step") ? h5::read_int_attr(g, "interrupted_step") : -1;  // older files lack it
   r.group = h5::read_int_attr(g, "group");
   r.wall_seconds = h5::read_double_attr(g, "wall_seconds");
 

@@ -26,6 +26,7 @@
 #include "sweep/event_log.h"
 #include "sweep/trial_watch.h"
 #include "train/device.h"
+#include "train/trial_checkpoint.h"
 #include "train/trial_runner.h"
 
 namespace peft::sweep {
@@ -160,6 +161,12 @@ int run_sweep(const SweepOptions& opt) {
     // so an id names the numerics that ran and a --resume on other hardware reruns it.
     spec.train.precision = train::resolve_precision(spec.train.precision, spec.train.device);
     trials = expand(spec);
+    // [sweep] save_adapters: every trial's adapter beside the results (not part of the ids).
+    if (spec.save_adapters)
+      for (auto& t : trials) {
+        t.train.save_adapter = true;
+        if (t.train.adapter_dir.empty() || t.train.adapter_dir == fmt::format("adapters/{}", spec.name)) t.train.adapter_dir = adapters_dir(spec.output);
+      }
     if (!opt.shard.empty()) {
       int i = -1, n = 0;
       if (std::sscanf(opt.shard.c_str(), "%d/%d", &i, &n) != 2 || n < 1 || i < 0 || i >= n)
@@ -309,6 +316,8 @@ int run_sweep(const SweepOptions& opt) {
     ctx.local_rank = local_rank;
     ctx.stop = [] { return g_signal.load() != 0; };
     ctx.measure_inference = leader;
+    ctx.checkpoint_dir = (fs::path(checkpoints_dir(spec.output)) / t.id).string();
+    ctx.resume = opt.resume;
     std::optional<TrialWatch> watch;  // the leader's event-log lines and progress lines
     if (leader) {
       watch.emplace(events, group, t, describe(t), tty);
@@ -332,13 +341,19 @@ int run_sweep(const SweepOptions& opt) {
       }
     }
     if (watch) watch->end(r);
+    if (leader) {
+      if (!part) part = std::make_unique<ResultStore>(ResultStore::open_or_create(part_path(spec.output, group), true, spec.text, spec.name, world_size, PEFT_VERSION));
+      part->write_trial(t, r);  // committed and flushed before the next trial starts
+      // A trial's checkpoints are kept while it can still continue from them (interrupted, or
+      // failed: a lost rank); a complete or diverged one does not need them.
+      if (r.status == "complete" || r.status == "diverged") train::remove_checkpoints(ctx.checkpoint_dir);
+    }
     if (r.status == "interrupted") {
+      if (leader) spdlog::info("[group {}] trial {} ({}) interrupted at step {}: rerun with --resume to continue it", group, t.id, describe(t), r.interrupted_step);
       interrupted = true;
       break;
     }
     if (leader) {
-      if (!part) part = std::make_unique<ResultStore>(ResultStore::open_or_create(part_path(spec.output, group), true, spec.text, spec.name, world_size, PEFT_VERSION));
-      part->write_trial(t, r);  // committed and flushed before the next trial starts
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
       spdlog::info("[group {}] trial {} ({}) {} in {:.1f}s", group, t.id, describe(t), key_metric(r), r.wall_seconds);
       const int64_t started = spec.schedule == "static" ? idx + 1 : std::min<int64_t>(idx + 1, pending.size());

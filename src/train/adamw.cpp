@@ -61,6 +61,15 @@ void FlatAdamW::update(const AdamWGroup& g, int64_t begin, int64_t len, double l
   p.addcdiv_(m, denom, -lr / bias_correction1);
 }
 
+void FlatAdamW::restore(const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, int64_t steps) {
+  PEFT_CHECK(exp_avg.numel() == exp_avg_.numel() && exp_avg_sq.numel() == exp_avg_sq_.numel() && steps >= 0,
+             "FlatAdamW::restore: states of {} / {} elements, expected {}", exp_avg.numel(), exp_avg_sq.numel(), exp_avg_.numel());
+  torch::NoGradGuard no_grad;
+  exp_avg_.copy_(exp_avg.reshape({-1}));
+  exp_avg_sq_.copy_(exp_avg_sq.reshape({-1}));
+  step_ = steps;
+}
+
 void FlatAdamW::step(double lr_factor) {
   ++step_;
   const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(step_));

@@ -48,6 +48,8 @@ class FlatAdamW {
   /// The states over the whole flat range (on the device, or in host memory when paged).
   const torch::Tensor& exp_avg() const { return exp_avg_; }
   const torch::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
+  /// Continues from saved states (a mid-trial checkpoint): copies them in, sets the step count.
+  void restore(const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, int64_t steps);
 
  private:
   void update(const AdamWGroup& g, int64_t begin, int64_t len, double lr, double bias_correction1,

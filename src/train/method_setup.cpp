@@ -8,6 +8,8 @@
 
 #include "adapters/adapter.h"
 #include "adapters/model_ops.h"
+#include "adapters/inject.h"
+#include "adapters/sparse_lora.h"
 #include "core/error.h"
 #include "model/nf4_linear.h"
 
@@ -103,6 +105,15 @@ MethodHooks method_hooks(model::DistilBert& m, double lr) {
   // The proximal L1 step shrinks by the learning rate of this step (the schedule's).
   hooks.after_optimizer_step = [mp, lr](int64_t step, int64_t, double scale) {
     adapters::after_optimizer_step(*mp, step + 1, lr * scale);
+  };
+  hooks.training_state = [mp] {
+    std::vector<std::pair<std::string, torch::Tensor>> state;
+    for (auto& ref : adapters::find_adapters(*mp))
+      if (auto s = std::dynamic_pointer_cast<adapters::SparseLoraLinear>(ref.adapter)) {
+        state.emplace_back(ref.path + ".mask_A", s->mask_A());
+        state.emplace_back(ref.path + ".mask_B", s->mask_B());
+      }
+    return state;
   };
   return hooks;
 }

@@ -16,6 +16,7 @@
 #include "train/device.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
+#include "train/trial_checkpoint.h"
 
 namespace peft::train {
 namespace {
@@ -32,13 +33,15 @@ bool no_decay(const std::string& name) {
                               name.find("layer_norm") != std::string::npos);
 }
 
-// The tail of the flat gradient buffer: loss sum, count, stop flag, failure flag.
-constexpr int64_t kTail = 4;
-constexpr int64_t kLoss = 0, kCount = 1, kStop = 2, kFail = 3;
+// The tail of the flat gradient buffer: loss sum, count, stop flag, failure flag, and the
+// "checkpoint now" flag of a time-based checkpoint (rank 0's clock decides for the group).
+constexpr int64_t kTail = 5;
+constexpr int64_t kLoss = 0, kCount = 1, kStop = 2, kFail = 3, kCkpt = 4;
 
 /// PEFT_TEST_FAULT="rank=R,step=S[,what=throw|data|setup|stop]" (tests only): group rank R
 /// fails at training step S (throw: an exception in the step; data: an unreadable batch;
-/// setup: before training starts, step ignored; stop: a SIGTERM to this rank only). It fires
+/// setup: before training starts, step ignored; stop: a SIGTERM to this rank only; kill: a
+/// SIGKILL to this rank, as a preempted or crashed node). It fires
 /// once per process, in the first trial that reaches it.
 struct TestFault {
   int rank = -1;
@@ -59,10 +62,10 @@ std::optional<TestFault> test_fault() {
     try {
       if (key == "rank") f.rank = std::stoi(value);
       else if (key == "step") f.step = std::stoll(value);
-      else if (key == "what" && (value == "throw" || value == "data" || value == "setup" || value == "stop")) f.what = value;
+      else if (key == "what" && (value == "throw" || value == "data" || value == "setup" || value == "stop" || value == "kill")) f.what = value;
       else throw std::invalid_argument(key);
     } catch (const std::logic_error&) {
-      throw_input("PEFT_TEST_FAULT=\"{}\": bad item \"{}\" (expected rank=R,step=S[,what=throw|data|setup|stop])", text, item);
+      throw_input("PEFT_TEST_FAULT=\"{}\": bad item \"{}\" (expected rank=R,step=S[,what=throw|data|setup|stop|kill])", text, item);
     }
     p = q + 1;
   }
@@ -168,6 +171,10 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
     throw_input("the training split ({} examples) is smaller than one batch of {}", data.train_examples(), settings_.batch_size);
   const int64_t total = total_steps(data);
   total_ = total;
+  const int64_t accum = std::max<int64_t>(1, settings_.grad_accum);
+  if (settings_.batch_size % (static_cast<int64_t>(sync_.size()) * accum) != 0)
+    throw_input("train.batch_size = {} does not split into train.grad_accum = {} micro-batches on each of {} ranks",
+                settings_.batch_size, accum, sync_.size());
   const int64_t warmup = static_cast<int64_t>(std::ceil(settings_.warmup_ratio * static_cast<double>(total)));
   const int dp = sync_.size(), rank = sync_.rank();
   const int64_t log_every = std::max<int64_t>(1, total / 200);
@@ -199,6 +206,50 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   int64_t loss_n = 0;
   const int64_t eval_every = settings_.eval_every;
 
+  // Mid-trial checkpoints: continue from the latest one when resuming (every rank of the group
+  // must have read the same step, or all start from step 0), and write one every
+  // checkpoint_every steps or checkpoint_minutes (at the top of a step, so the state is that of
+  // the steps before it, evaluations included).
+  const bool checkpointing = !ckpt_.dir.empty() && (settings_.checkpoint_every > 0 || settings_.checkpoint_minutes > 0);
+  const CheckpointKey ckpt_key{ckpt_.trial_id, dp, total, flat_params_.numel()};
+  std::vector<std::pair<std::string, torch::Tensor>> method_state;
+  if (hooks_.training_state) method_state = hooks_.training_state();
+  if (!ckpt_.dir.empty() && ckpt_.resume) {
+    TrainerSnapshot snap;
+    snap.method_state = method_state;
+    std::string why;
+    const auto latest = latest_checkpoint(ckpt_.dir);
+    const bool ok = latest && read_checkpoint(ckpt_.dir, rank, *latest, ckpt_key, snap, result, why);
+    const double s = ok ? static_cast<double>(*latest) : 0.0;
+    const double n_ok = dp > 1 ? sync_.allreduce_sum(ok ? 1.0 : 0.0) : (ok ? 1.0 : 0.0);
+    const double sum = dp > 1 ? sync_.allreduce_sum(s) : s, sum2 = dp > 1 ? sync_.allreduce_sum(s * s) : s * s;
+    if (n_ok == dp && sum == dp * s && sum2 == dp * s * s) {
+      torch::NoGradGuard no_grad;
+      flat_params_.copy_(snap.params.reshape({-1}));
+      optimizer_->restore(snap.exp_avg, snap.exp_avg_sq, snap.optimizer_steps);
+      for (std::size_t i = 0; i < method_state.size(); ++i) method_state[i].second.copy_(snap.method_state[i].second);
+      set_rng_state(device_, snap.rng);
+      step = snap.step;
+      loss_acc = snap.loss_acc;
+      loss_n = snap.loss_n;
+      train_time = snap.train_seconds;
+      stats.samples = snap.samples;
+      stats.tokens = snap.tokens;
+      stats.resumed_from = step;
+      spdlog::info("trial {}: continuing from its checkpoint at step {}/{}", ckpt_.trial_id, step, total);
+    } else {
+      if (latest && rank == 0)
+        spdlog::warn("trial {}: the checkpoint at step {} in {} is not used ({}); the trial starts again", ckpt_.trial_id, *latest,
+                     ckpt_.dir, ok ? "another rank of the group could not read its part" : why);
+      result.train_step.clear(), result.train_loss.clear(), result.train_lr.clear();
+      result.eval_step.clear(), result.eval_epoch.clear(), result.eval_accuracy.clear(), result.eval_f1.clear();
+      result.eval_perplexity.clear(), result.eval_loss.clear();
+    }
+  }
+  const int64_t start_step = step;
+  auto last_ckpt = Clock::now();
+  bool ckpt_flag_seen = false;
+
   // The reduced tail of every step (loss sum, count, stop, failure) stays on the device and is
   // read back every `window` steps (and before every log, evaluation and the end): no host sync
   // per step; a non-finite loss is found at its step; all ranks read at the same steps, so
@@ -208,7 +259,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
   const int64_t window = dp > 1 && !device_.is_cuda() ? 1 : std::min<int64_t>(log_every, 16);
   auto tails = torch::zeros({window, kTail}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   const auto tail = flat_grad_.narrow(0, flat_grad_.numel() - kTail, kTail);
-  auto stop_slot = tail.narrow(0, kStop, 1), fail_slot = tail.narrow(0, kFail, 1);
+  auto stop_slot = tail.narrow(0, kStop, 1), fail_slot = tail.narrow(0, kFail, 1), ckpt_slot = tail.narrow(0, kCkpt, 1);
   int64_t pending = 0;
   bool stop_seen = false, failure_seen = false;
   int64_t flag_step = -1;
@@ -228,6 +279,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
         return false;
       }
       if (v[i * kTail + kStop] > 0 && !stop_seen) stop_seen = true, flag_step = first + i;
+      if (v[i * kTail + kCkpt] > 0) ckpt_flag_seen = true;
     }
     for (int64_t i = 0; i < n; ++i) {
       const float l = v[i * kTail + kLoss] / std::max(v[i * kTail + kCount], 1.0f);
@@ -260,8 +312,59 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
     }
   };
 
-  for (int64_t epoch = 0; step < total; ++epoch) {
-    for (int64_t index = 0; index < per_epoch && step < total; ++index) {
+  // Every rank of the group writes its file; rank 0 publishes the set once all have (one small
+  // collective). A failed write is reported and training goes on: the previous set stays valid.
+  auto write_checkpoint = [&]() {
+    const auto t0 = Clock::now();
+    TrainerSnapshot snap;
+    snap.step = step;
+    snap.optimizer_steps = optimizer_->steps();
+    snap.loss_acc = loss_acc;
+    snap.loss_n = loss_n;
+    snap.train_seconds = train_time;
+    snap.samples = stats.samples;
+    snap.tokens = stats.tokens;
+    snap.rng = rng_state(device_);
+    if (rank == 0) {
+      snap.params = flat_params_;
+      snap.exp_avg = optimizer_->exp_avg();
+      snap.exp_avg_sq = optimizer_->exp_avg_sq();
+      snap.method_state = method_state;
+    }
+    bool ok = true;
+    try {
+      write_checkpoint_file(ckpt_.dir, rank, ckpt_key, snap, result);
+    } catch (const std::exception& e) {
+      ok = false;
+      spdlog::warn("trial {}: rank {} could not write its checkpoint at step {}: {}", ckpt_.trial_id, rank, step, e.what());
+    }
+    const double n_ok = dp > 1 ? sync_.allreduce_sum(ok ? 1.0 : 0.0) : (ok ? 1.0 : 0.0);
+    if (n_ok == dp && rank == 0) {
+      try {
+        publish_checkpoint(ckpt_.dir, step);
+      } catch (const std::exception& e) {
+        spdlog::warn("trial {}: checkpoint at step {} not published: {}", ckpt_.trial_id, step, e.what());
+      }
+    }
+    ++stats.checkpoints;
+    last_ckpt = Clock::now();
+    ckpt_flag_seen = false;
+    spdlog::debug("trial {}: checkpoint at step {} in {:.2f}s", ckpt_.trial_id, step, seconds_since(t0));
+  };
+  const int64_t ckpt_every = settings_.checkpoint_every;
+  const double ckpt_seconds = settings_.checkpoint_minutes * 60.0;
+
+  for (int64_t epoch = step / per_epoch; step < total; ++epoch) {
+    for (int64_t index = epoch == start_step / per_epoch ? start_step % per_epoch : 0; index < per_epoch && step < total; ++index) {
+      if (checkpointing && step > start_step && ((ckpt_every > 0 && step % ckpt_every == 0) || ckpt_flag_seen)) {
+        // The queued steps' losses and flags first: the same read on every rank, at this step.
+        const auto tr = Clock::now();
+        const bool ok = read_losses();
+        train_time += seconds_since(tr);
+        if (!ok) break;
+        write_checkpoint();
+        if (stop_seen) break;
+      }
       const bool local_stop = stop && stop();  // this rank's signal flag: no communication
       if (local_stop && dp == 1) {
         stats.interrupted = true;
@@ -278,30 +381,43 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
       guarded([&]() {
         if (fault_at(step, "throw")) throw std::runtime_error(fmt::format("PEFT_TEST_FAULT: injected exception at step {} on rank {}", step, rank));
         if (fault_at(step, "stop")) std::raise(SIGTERM);
+        if (fault_at(step, "kill")) std::raise(SIGKILL);
         if (fault_at(step, "data")) throw_input("PEFT_TEST_FAULT: unreadable training batch at step {} on rank {}", step, rank);
-        Batch b = data.train_batch(epoch, index, settings_.batch_size, rank, dp, seed_);
-        // Counted on the host (no device sync): examples, or masked tokens for MLM. The gradients are divided by the global count after the all-reduce, so they are
-        // the global-batch mean whatever each rank's share.
-        const double local_count = b.count >= 0 ? static_cast<double>(b.count)
-                                   : kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
-                                                                       : (b.labels != -100).sum().item<double>();
-        const int64_t local_tokens = b.tokens >= 0 ? b.tokens : b.mask.sum().item<int64_t>();
-        b.ids = b.ids.to(device_, /*non_blocking=*/true);
-        b.mask = b.mask.to(device_, true);
-        b.labels = b.labels.to(device_, true);
-
+        // grad_accum micro-batches: this rank's share of the global batch in `accum` pieces
+        // (shard rank·accum + micro of dp·accum), their summed losses' gradients accumulated
+        // into the flat buffer, then the step's one all-reduce.
         flat_grad_.zero_();
-        torch::Tensor loss;
-        {
-          model::AutocastGuard autocast(device_, bf16_);  // left on no exception path
-          loss = loss_sum(b);
+        double local_count = 0;
+        int64_t local_tokens = 0;
+        batch_rows = 0;
+        for (int64_t micro = 0; micro < accum; ++micro) {
+          Batch b = data.train_batch(epoch, index, settings_.batch_size, rank * static_cast<int>(accum) + static_cast<int>(micro),
+                                     dp * static_cast<int>(accum), seed_);
+          // Counted on the host (no device sync): examples, or masked tokens for MLM. The
+          // gradients are divided by the global count after the all-reduce, so they are the
+          // global-batch mean whatever each rank's share.
+          local_count += b.count >= 0 ? static_cast<double>(b.count)
+                         : kind_ == TaskKind::Classification ? static_cast<double>(b.labels.size(0))
+                                                             : (b.labels != -100).sum().item<double>();
+          local_tokens += b.tokens >= 0 ? b.tokens : b.mask.sum().item<int64_t>();
+          batch_rows += b.labels.size(0);
+          b.ids = b.ids.to(device_, /*non_blocking=*/true);
+          b.mask = b.mask.to(device_, true);
+          b.labels = b.labels.to(device_, true);
+          torch::Tensor loss;
+          {
+            model::AutocastGuard autocast(device_, bf16_);  // left on no exception path
+            loss = loss_sum(b);
+          }
+          loss.backward();
+          torch::NoGradGuard no_grad;
+          loss_slot_.add_(loss.detach().reshape({1}));
         }
-        loss.backward();
         {
           torch::NoGradGuard no_grad;
-          loss_slot_.copy_(loss.detach().reshape({1}));
           count_slot_.fill_(local_count);
           if (local_stop) stop_slot.fill_(1.0);
+          if (ckpt_seconds > 0 && rank == 0 && seconds_since(last_ckpt) >= ckpt_seconds) ckpt_slot.fill_(1.0);
           // Gradients, loss, count and the stop flag: one collective.
           if (dp > 1) sync_.allreduce_sum(flat_grad_);
           after_reduce();
@@ -325,7 +441,6 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
         const double factor = linear_warmup_decay(step, warmup, total);
         optimizer_->step(factor);
         if (hooks_.after_optimizer_step) hooks_.after_optimizer_step(step, total, factor);
-        batch_rows = b.labels.size(0);
         stats.tokens += local_tokens * dp;  // approximate global tokens (equal shards)
       });
       if (failure && !reduced) {

@@ -59,6 +59,16 @@ struct MethodHooks {
   std::function<torch::Tensor()> penalty;                       // extra loss term (e.g. L1), or empty
   /// Masks, pruning, proximal steps; `lr_scale` = the schedule's factor on the learning rates.
   std::function<void(int64_t step, int64_t total_steps, double lr_scale)> after_optimizer_step;
+  /// Tensors the method changes while training besides the trainable parameters (Sparse
+  /// LoRA's masks), by name: saved in mid-trial checkpoints and restored in place.
+  std::function<std::vector<std::pair<std::string, torch::Tensor>>()> training_state;
+};
+
+/// Mid-trial checkpoints of one trial (train.checkpoint_every / checkpoint_minutes say when).
+struct CheckpointOptions {
+  std::string dir;        // the trial's checkpoint folder; "" = none
+  std::string trial_id;
+  bool resume = false;    // continue from the folder's latest checkpoint when it matches
 };
 
 struct ParamGroup {
@@ -93,6 +103,8 @@ struct FitStats {
   int64_t steps = 0, samples = 0, tokens = 0;
   bool diverged = false, interrupted = false;
   int64_t diverged_step = -1;
+  int64_t resumed_from = 0;   // the checkpoint's step when the trial continued from one
+  int64_t checkpoints = 0;    // checkpoints written
 };
 
 class Trainer {
@@ -111,6 +123,7 @@ class Trainer {
                                               const std::vector<std::pair<std::string, torch::Tensor>>& params,
                                               double lr, double weight_decay);
   int64_t total_steps(BatchSource& data) const;
+  void set_checkpointing(CheckpointOptions options) { ckpt_ = std::move(options); }
   /// The most recent evaluation of fit() (all fields NaN before the first).
   const EvalResult& last_eval() const { return last_eval_; }
   const FlatAdamW& optimizer() const { return *optimizer_; }
@@ -121,6 +134,7 @@ class Trainer {
   void record_eval(BatchSource& data, TrialResult& result, int64_t step, double epoch);
   const std::function<void(const EvalEvent&)>* on_eval_ = nullptr;  // fit()'s, while it runs
   int64_t total_ = 0;
+  CheckpointOptions ckpt_;
   /// The evaluation batches on the trainer's device (the host ones on CPU).
   const std::vector<Batch>& device_eval_batches(BatchSource& data);
 

@@ -26,6 +26,7 @@
 #include "train/task_cache.h"
 #include "train/task_source.h"
 #include "train/tiny_base.h"
+#include "train/trial_checkpoint.h"
 
 namespace peft::train {
 namespace fs = std::filesystem;
@@ -120,11 +121,16 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     // ---- train
     reset_peak_memory(device);
     Trainer trainer(*m, kind, std::move(groups), spec.train, hooks, sync, device, spec.seed);
+    if (!ctx.checkpoint_dir.empty()) {
+      if (!ctx.resume && sync.rank() == 0) remove_checkpoints(ctx.checkpoint_dir);  // an earlier run's
+      trainer.set_checkpointing({ctx.checkpoint_dir, spec.id, ctx.resume});
+    }
     auto stats = trainer.fit(source, result, ctx.stop, ctx.progress, ctx.on_eval);
     const int64_t peak = peak_memory_bytes(device);
     if (stats.interrupted) {
       result.status = "interrupted";
-      result.error = "stopped by a signal before the trial finished";
+      result.interrupted_step = stats.steps;
+      result.error = fmt::format("stopped by a signal at step {} of {}", stats.steps, trainer.total_steps(source));
     }
 
     // ---- measurements
@@ -155,6 +161,23 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
     mt["perplexity"] = has_eval ? result.eval_perplexity.back() : kNaN;
     mt["eval_loss"] = has_eval ? result.eval_loss.back() : kNaN;
     mt["final_train_loss"] = result.train_loss.empty() ? kNaN : result.train_loss.back();
+    // The best evaluation too (highest accuracy, or lowest perplexity for MLM; the first of
+    // equals): accuracy, f1, perplexity and eval_loss above are the last evaluation's.
+    if (has_eval) {
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < result.eval_step.size(); ++i) {
+        const bool better = kind == TaskKind::Classification ? result.eval_accuracy[i] > result.eval_accuracy[best]
+                                                             : result.eval_loss[i] < result.eval_loss[best];
+        if (better) best = i;
+      }
+      mt["best_accuracy"] = result.eval_accuracy[best];
+      mt["best_f1"] = result.eval_f1[best];
+      mt["best_perplexity"] = result.eval_perplexity[best];
+      mt["best_eval_loss"] = result.eval_loss[best];
+      mt["best_step"] = static_cast<double>(result.eval_step[best]);
+    }
+    mt["checkpoints_written"] = static_cast<double>(stats.checkpoints);
+    mt["resumed_from_step"] = static_cast<double>(stats.resumed_from);
     // The last evaluation of fit() already scored the contrast subset: no second pass.
     if (kind == TaskKind::Classification && !stats.diverged) mt["contrast_accuracy"] = trainer.last_eval().contrast_accuracy;
     auto sp = adapters::sparsity_report(*m);

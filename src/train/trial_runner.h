@@ -18,6 +18,11 @@ struct RunContext {
   std::function<void(const Progress&)> progress;  // every logged step
   std::function<void(const EvalEvent&)> on_eval;  // every evaluation
   bool measure_inference = true;  // the rank that reports does; others skip
+  /// The trial's checkpoint folder (used when train.checkpoint_every / checkpoint_minutes is
+  /// set); "" = no checkpoints. With `resume` the trial continues from the folder's latest
+  /// checkpoint; without, a folder left by an earlier run is removed first.
+  std::string checkpoint_dir;
+  bool resume = false;
 };
 
 /// Runs `spec` and returns its result; an exception inside the trial (bad data, a model that

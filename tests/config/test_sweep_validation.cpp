@@ -271,3 +271,42 @@ TEST(SweepValidation, MissingFileIsAnInputError) {
 
 }  // namespace
 }  // namespace peft
+
+namespace peft {
+namespace {
+
+using testing::base_sweep;
+using testing::contains;
+using testing::parse_error;
+
+TEST(SweepValidation, GradAccumMustSplitTheBatchOverTheRanks) {
+  // batch_size = 8 on dp = 2: 4 rows per rank, so 2 or 4 micro-batches, not 3.
+  EXPECT_EQ(parse_sweep_string(with_line(8, "lr = 0.001\ngrad_accum = 4"), "x.toml").train.grad_accum, 4);
+  EXPECT_EQ(parse_error(base_sweep() + "[methods.lora]\ngrad_accum = 3\n"),
+            "x.toml:13:14: methods.lora.grad_accum: batch_size = 8 does not split into 3 micro-batches on each of the "
+            "sweep.dp = 2 ranks (batch_size must be a multiple of dp × grad_accum = 6)");
+  EXPECT_TRUE(contains(parse_error(with_line(8, "grad_accum = 0")), "x.toml:8:14: train.grad_accum: expected an integer >= 1"));
+}
+
+TEST(SweepValidation, CheckpointEveryTakesStepsOrATime) {
+  auto spec = [](const std::string& v) { return parse_sweep_string(with_line(8, "checkpoint_every = " + v), "x.toml").train; };
+  EXPECT_EQ(spec("200").checkpoint_every, 200);
+  EXPECT_EQ(spec("\"30min\"").checkpoint_minutes, 30.0);
+  EXPECT_EQ(spec("\"1.5 h\"").checkpoint_minutes, 90.0);
+  EXPECT_EQ(spec("\"30min\"").checkpoint_every, 0);
+  EXPECT_TRUE(contains(parse_error(with_line(8, "checkpoint_every = \"30s\"")),
+                       "x.toml:8:20: train.checkpoint_every: expected a number of steps (200) or a time (\"30min\", \"2h\"), found \"30s\""));
+  EXPECT_TRUE(contains(parse_error(with_line(8, "checkpoint_every = -1")), "x.toml:8:20: train.checkpoint_every: expected an integer >= 0"));
+  EXPECT_TRUE(contains(parse_error(with_line(8, "checkpoint_every = \"-5min\"")), "must be positive"));
+}
+
+TEST(SweepValidation, SaveAdaptersIsASweepSetting) {
+  auto s = parse_sweep_string(with_line(2, "save_adapters = true\nname = \"t\""), "x.toml");
+  EXPECT_TRUE(s.save_adapters);
+  EXPECT_EQ(adapters_dir("results/x.h5"), "results/x.adapters");
+  EXPECT_EQ(checkpoints_dir("out.h5"), "out.checkpoints");
+  EXPECT_TRUE(contains(parse_error(with_line(2, "save_adapters = 1\nname = \"t\"")), "x.toml:2:17: sweep.save_adapters: expected true or false, found 1"));
+}
+
+}  // namespace
+}  // namespace peft

@@ -1,12 +1,17 @@
 // The trainer's step: parameters as views of one buffer, the global-mean gradient, clipping,
 // penalty, AdamW, paged states, and divergence found at its step without per-step syncs.
+#include <unistd.h>
+
 #include <cmath>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include "model/distilbert.h"
 #include "train/trainer.h"
+#include "train/trial_checkpoint.h"
 
 namespace peft::train {
 namespace {
@@ -42,8 +47,10 @@ class ToySource : public BatchSource {
 
 constexpr int64_t kVocab = 24;
 
-std::shared_ptr<model::DistilBert> make_model() {
-  auto m = std::make_shared<model::DistilBert>(model::DistilBertConfig::tiny(kVocab), std::vector<model::Head>{model::Head::Classifier});
+std::shared_ptr<model::DistilBert> make_model(double dropout = 0.0) {
+  auto c = model::DistilBertConfig::tiny(kVocab);
+  c.dropout = c.attention_dropout = c.seq_classif_dropout = dropout;
+  auto m = std::make_shared<model::DistilBert>(c, std::vector<model::Head>{model::Head::Classifier});
   m->init_weights(1);
   m->init_head(model::Head::Classifier, true, 1);
   return m;
@@ -183,6 +190,113 @@ TEST(Trainer, DivergenceIsReportedAtItsStep) {
   EXPECT_NE(r.error.find("step 37"), std::string::npos) << r.error;
   // Logged losses are the finite ones before it.
   for (double l : r.train_loss) EXPECT_TRUE(std::isfinite(l));
+}
+
+
+TEST(Trainer, GradientAccumulationEqualsTheLargeBatch) {
+  // batch 8 in 4 micro-batches of 2 against batch 8 at once: the same global-mean gradient,
+  // summed in another order (so equal to fp32 rounding), hence the same training.
+  ToySource data(64, 10, kVocab);
+  LocalGradSync sync;
+  auto grads = [](model::DistilBert& m) {
+    std::vector<torch::Tensor> g;
+    for (auto& p : m.parameters()) g.push_back(p.grad().flatten());
+    return torch::cat(g);
+  };
+  auto train = [&](int64_t steps, int64_t accum, model::DistilBert& m, TrialResult& r) {
+    auto s = settings(steps, 1.0);
+    s.grad_accum = accum;
+    Trainer t(m, TaskKind::Classification, Trainer::decay_groups("all", named(m), s.lr, s.weight_decay), s, {}, sync, torch::kCPU, 1);
+    return t.fit(data, r);
+  };
+  {  // one step: the gradients themselves (the last step's stay in the .grad views)
+    auto a = make_model(), b = make_model();
+    TrialResult ra, rb;
+    train(1, 1, *a, ra);
+    train(1, 4, *b, rb);
+    auto ga = grads(*a), gb = grads(*b);
+    EXPECT_LE((ga - gb).abs().max().item<double>(), 1e-6 * ga.abs().max().item<double>());
+    EXPECT_NEAR(ra.train_loss.at(0), rb.train_loss.at(0), 1e-6);
+  }
+  auto a = make_model(), b = make_model();
+  TrialResult ra, rb;
+  auto sa = train(6, 1, *a, ra);
+  auto sb = train(6, 4, *b, rb);
+  ASSERT_EQ(sb.steps, 6);
+  EXPECT_EQ(sb.samples, sa.samples);
+  // AdamW divides by sqrt(v): on elements whose gradient is near 0 a rounding difference moves
+  // the update by up to ~lr·1e-2, so the weights are compared at that scale, the losses tightly.
+  EXPECT_LE(max_abs_diff(*a, *b), 1e-4);
+  EXPECT_GT(max_abs_diff(*b, *make_model()), 5e-3);  // it trained
+  ASSERT_EQ(ra.train_loss.size(), rb.train_loss.size());
+  for (std::size_t i = 0; i < ra.train_loss.size(); ++i) EXPECT_NEAR(ra.train_loss[i], rb.train_loss[i], 1e-5) << i;
+  TrialResult rc;  // 8 rows do not split into 3 micro-batches
+  EXPECT_THROW(train(1, 3, *b, rc), std::invalid_argument);
+}
+
+// A trial stopped half-way and continued from its last checkpoint ends bitwise where the
+// uninterrupted trial ends: parameters, optimizer, dropout RNG, curves, method state.
+TEST(Trainer, ResumeFromACheckpointIsBitwiseTheUninterruptedRun) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("peft-ckpt-test-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  ToySource data(64, 10, kVocab);  // 8 steps per epoch
+  LocalGradSync sync;
+  auto s = settings(20, 1.0);
+  s.checkpoint_every = 4;
+  s.eval_every = 6;
+  auto mask = torch::ones({4}), mask_ref = torch::ones({4});
+  auto run = [&](model::DistilBert& m, torch::Tensor& state, const std::string& dir, bool resume, int64_t stop_after,
+                 TrialResult& r) {
+    MethodHooks hooks;
+    // A method state the steps change (as Sparse LoRA's masks): saved and restored in place.
+    hooks.after_optimizer_step = [&state](int64_t step, int64_t, double) { state[step % 4] = static_cast<float>(step); };
+    hooks.training_state = [&state] { return std::vector<std::pair<std::string, torch::Tensor>>{{"toy.mask", state}}; };
+    Trainer t(m, TaskKind::Classification, Trainer::decay_groups("all", named(m), s.lr, s.weight_decay), s, hooks, sync,
+              torch::kCPU, 7);
+    t.set_checkpointing({dir, "toy-trial", resume});
+    int64_t calls = 0;
+    return t.fit(data, r, [&] { return ++calls > stop_after; });
+  };
+  auto ref = make_model(0.1);  // dropout on: the RNG state must be restored too
+  TrialResult r_ref;
+  auto st_ref = run(*ref, mask_ref, (root / "ref").string(), false, 1 << 30, r_ref);
+  ASSERT_EQ(st_ref.steps, 20);
+  EXPECT_EQ(st_ref.checkpoints, 4);  // at steps 4, 8, 12, 16
+
+  auto m = make_model(0.1);
+  TrialResult r1;
+  auto st1 = run(*m, mask, (root / "b").string(), false, 14, r1);
+  EXPECT_TRUE(st1.interrupted);
+  EXPECT_EQ(st1.steps, 14);
+  ASSERT_EQ(latest_checkpoint((root / "b").string()).value_or(-1), 12);
+
+  auto m2 = make_model(0.1);  // a fresh process: nothing of the first run in memory
+  auto mask2 = torch::ones({4});
+  TrialResult r2;
+  auto st2 = run(*m2, mask2, (root / "b").string(), true, 1 << 30, r2);
+  EXPECT_EQ(st2.resumed_from, 12);
+  ASSERT_EQ(st2.steps, 20);
+  EXPECT_EQ(max_abs_diff(*m2, *ref), 0.0);
+  EXPECT_TRUE(torch::equal(mask2, mask_ref));
+  EXPECT_EQ(r2.train_step, r_ref.train_step);
+  EXPECT_EQ(r2.train_loss, r_ref.train_loss);
+  EXPECT_EQ(r2.train_lr, r_ref.train_lr);
+  EXPECT_EQ(r2.eval_step, r_ref.eval_step);
+  EXPECT_EQ(r2.eval_loss, r_ref.eval_loss);
+  EXPECT_EQ(r2.eval_accuracy, r_ref.eval_accuracy);
+  EXPECT_EQ(st2.samples, st_ref.samples);
+
+  // A checkpoint of another trial length is not continued: the run starts from step 0.
+  auto m3 = make_model(0.1);
+  auto mask3 = torch::ones({4});
+  s.max_steps = 24;
+  TrialResult r3;
+  auto st3 = run(*m3, mask3, (root / "b").string(), true, 1 << 30, r3);
+  EXPECT_EQ(st3.resumed_from, 0);
+  EXPECT_EQ(st3.steps, 24);
+  EXPECT_EQ(r3.train_step.front(), 1);
+  fs::remove_all(root);
 }
 
 TEST(Trainer, RefusesAnUnknownOptimizer) {
