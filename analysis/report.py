@@ -768,10 +768,25 @@ def render(blocks):
     return "\n\n".join(md) + "\n", page
 
 
-def build_report(path, outdir, events=None):
+EVAL_METRICS = ("accuracy", "f1", "perplexity", "eval_loss")
+
+
+def use_best_evaluation(df):
+    """The quality columns replaced by those of each trial's best evaluation (best_accuracy,
+    …), where the file has them (files before they were recorded keep the last ones)."""
+    df = df.copy()
+    for m in EVAL_METRICS:
+        if "best_" + m in df:
+            df[m] = df["best_" + m].where(df["best_" + m].notna(), df.get(m))
+    return df
+
+
+def build_report(path, outdir, events=None, metric="last"):
     """events: the event log to read (default: RESULTS.h5.events.jsonl when it exists;
-    False: none)."""
+    False: none). metric: "last" (the last evaluation of each trial) or "best" (its best)."""
     root, df, curves, staging = load(path)
+    if metric == "best":
+        df = use_best_evaluation(df)
     if events is None:
         events = events_path(path) if os.path.isfile(events_path(path)) else False
     os.makedirs(outdir, exist_ok=True)
@@ -783,7 +798,11 @@ def build_report(path, outdir, events=None):
                       f"created: {root.get('created', '?')}"
                       + (f", resumed: {root['resumed']}" if "resumed" in root else ""),
                       f"world size: {root.get('world_size', '?')}",
-                      f"trials: {len(df)} in the file, {n_ok} complete with a result"])]
+                      f"trials: {len(df)} in the file, {n_ok} complete with a result",
+                      "quality: " + ("the best evaluation of each trial (best_accuracy, "
+                                     "best_perplexity; --metric best)" if metric == "best" else
+                                     "the last evaluation of each trial (--metric best: its "
+                                     "best)")])]
 
     figs = []
 
@@ -799,7 +818,8 @@ def build_report(path, outdir, events=None):
     blocks.append(("p", "Mean ± std over seeds (std only where there are several seeds) of "
                         "the complete trials; the best value of each column is in bold "
                         "(none where all rows tie). "
-                        "Accuracy and F1 are on the evaluation set; perplexity is lower-is-"
+                        f"Accuracy, F1 and perplexity are of the {metric} evaluation of each trial, "
+                        "on the evaluation set; perplexity is lower-is-"
                         "better; latency is one batch-1 forward pass."))
     for ds in sorted(usable(df).dataset.unique()) if n_ok else []:
         blocks.append(("h3", dataset_label(ds) + f" ({ds})"))
@@ -885,13 +905,16 @@ def main(argv=None):
                     help="the sweep's event log, for the curves of running trials "
                          "(default: RESULTS.events.jsonl when it exists)")
     ap.add_argument("--no-events", action="store_true", help="ignore the event log")
+    ap.add_argument("--metric", choices=("last", "best"), default="last",
+                    help="quality of each trial: its last evaluation (default) or its best "
+                         "(the metrics best_accuracy, best_perplexity, …)")
     args = ap.parse_args(argv)
     if args.events and not os.path.isfile(args.events):
         print(f"error: {args.events}: no such event log", file=sys.stderr)
         return 2
     try:
         figs, probs, miss = build_report(args.results, args.output,
-                                         False if args.no_events else args.events)
+                                         False if args.no_events else args.events, args.metric)
     except NotResultsFile as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

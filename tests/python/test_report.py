@@ -369,3 +369,26 @@ def test_a_trial_of_an_ended_run_is_interrupted_not_running(results, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"| {tid} | interrupted |" in md
     assert "| running |" not in md
+
+
+def test_best_evaluation_is_recorded_and_reported_on_request(results, tmp_path):
+    """Each trial records its best evaluation beside the last; --metric best reports it and
+    the report says which one it shows."""
+    with h5py.File(results, "r") as f:
+        for tid, g in f["trials"].items():
+            m = dict(g["metrics"].attrs)
+            acc = g["eval"]["accuracy"][()]
+            if np.isnan(acc).all():  # MLM: lowest eval loss
+                loss = g["eval"]["loss"][()]
+                assert m["best_eval_loss"] == loss.min()
+                assert m["best_step"] == g["eval"]["step"][()][int(np.argmin(loss))]
+            else:
+                assert m["best_accuracy"] == acc.max()
+                assert m["accuracy"] == acc[-1]
+    out = tmp_path / "best"
+    r = subprocess.run([PYTHON, REPORT, results, "-o", str(out), "--metric", "best", "--no-events"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert "the best evaluation of each trial" in md
+    assert "of the best evaluation of each trial" in md
