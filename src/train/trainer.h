@@ -37,6 +37,9 @@ struct Batch {
   // unknown (the trainer counts from the tensors, which must then be on the CPU).
   int64_t count = -1;      // examples (classification) or masked tokens (MLM)
   int64_t tokens = -1;     // non-padding tokens
+  // MLM: flat indices (into b·S) of the masked positions, the only rows the vocabulary
+  // projection is computed for. The trainer fills it from host labels when undefined.
+  torch::Tensor positions;
 };
 
 class BatchSource {
