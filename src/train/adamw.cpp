@@ -55,6 +55,11 @@ void FlatAdamW::update(const AdamWGroup& g, int64_t begin, int64_t len, double l
   if (g.weight_decay != 0) p.mul_(1 - lr * g.weight_decay);
   m.mul_(b1).add_(grad, 1 - b1);
   v.mul_(b2).addcmul_(grad, grad, 1 - b2);
+  if (state_mask_.defined()) {
+    auto mask = state_mask_.narrow(0, begin, len);
+    m.mul_(mask);
+    v.mul_(mask);
+  }
   auto denom = denom_.narrow(0, 0, len);
   torch::sqrt_out(denom, v);
   denom.div_(std::sqrt(bias_correction2)).add_(options_.eps);
@@ -68,6 +73,13 @@ void FlatAdamW::restore(const torch::Tensor& exp_avg, const torch::Tensor& exp_a
   exp_avg_.copy_(exp_avg.reshape({-1}));
   exp_avg_sq_.copy_(exp_avg_sq.reshape({-1}));
   step_ = steps;
+}
+
+void FlatAdamW::set_state_mask(torch::Tensor mask) {
+  PEFT_CHECK(mask.dim() == 1 && mask.numel() >= exp_avg_.numel() && mask.device() == params_.device() &&
+                 mask.scalar_type() == torch::kFloat32,
+             "FlatAdamW state mask: a 1-D fp32 tensor over the flat range on the parameters' device");
+  state_mask_ = std::move(mask);
 }
 
 void FlatAdamW::step(double lr_factor) {

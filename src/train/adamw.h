@@ -50,6 +50,9 @@ class FlatAdamW {
   const torch::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
   /// Continues from saved states (a mid-trial checkpoint): copies them in, sets the step count.
   void restore(const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, int64_t steps);
+  /// A 0/1 mask over the flat range (on the parameters' device): the states of masked
+  /// elements are zeroed in every update, so they get no update (pruned weights stay 0).
+  void set_state_mask(torch::Tensor mask);
 
  private:
   void update(const AdamWGroup& g, int64_t begin, int64_t len, double lr, double bias_correction1,
@@ -62,6 +65,7 @@ class FlatAdamW {
   torch::Tensor exp_avg_, exp_avg_sq_;     // whole range: device, or host when paged
   torch::Tensor stage_m_, stage_v_;        // paged: device staging of one chunk
   torch::Tensor denom_;                    // scratch of one chunk (device)
+  torch::Tensor state_mask_;               // optional, over the whole range (device)
 };
 
 }  // namespace peft::train

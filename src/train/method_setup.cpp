@@ -99,21 +99,38 @@ std::vector<ParamGroup> parameter_groups(model::DistilBert& m, adapters::Method 
 }
 
 MethodHooks method_hooks(model::DistilBert& m, double lr) {
-  model::DistilBert* mp = &m;
+  // The adapters are found once, here: the hooks run every step and walk no module tree.
+  auto refs = std::make_shared<const std::vector<adapters::AdapterRef>>(adapters::find_adapters(m));
   MethodHooks hooks;
-  hooks.penalty = [mp] { return adapters::total_penalty(*mp); };
-  // The proximal L1 step shrinks by the learning rate of this step (the schedule's).
-  hooks.after_optimizer_step = [mp, lr](int64_t step, int64_t, double scale) {
-    adapters::after_optimizer_step(*mp, step + 1, lr * scale);
+  hooks.penalty = [refs] {
+    torch::Tensor sum;
+    for (const auto& ref : *refs) {
+      auto p = ref.adapter->penalty();
+      if (p.defined()) sum = sum.defined() ? sum + p : p;
+    }
+    return sum;
   };
-  hooks.training_state = [mp] {
+  // The proximal L1 step shrinks by the learning rate of this step (the schedule's).
+  hooks.after_optimizer_step = [refs, lr](int64_t step, int64_t, double scale) {
+    for (const auto& ref : *refs) ref.adapter->after_optimizer_step(step + 1, lr * scale);
+  };
+  hooks.training_state = [refs] {
     std::vector<std::pair<std::string, torch::Tensor>> state;
-    for (auto& ref : adapters::find_adapters(*mp))
+    for (const auto& ref : *refs)
       if (auto s = std::dynamic_pointer_cast<adapters::SparseLoraLinear>(ref.adapter)) {
         state.emplace_back(ref.path + ".mask_A", s->mask_A());
         state.emplace_back(ref.path + ".mask_B", s->mask_B());
       }
     return state;
+  };
+  hooks.gradient_masks = [refs] {
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> masks;
+    for (const auto& ref : *refs)
+      if (auto s = std::dynamic_pointer_cast<adapters::SparseLoraLinear>(ref.adapter)) {
+        masks.emplace_back(s->lora_A(), s->mask_A());
+        masks.emplace_back(s->lora_B(), s->mask_B());
+      }
+    return masks;
   };
   return hooks;
 }

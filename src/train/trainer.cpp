@@ -148,6 +148,23 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
     spdlog::info("train.optimizer = \"paged_adamw\" on {}: the states are in host memory already; paging only adds copies",
                  device_.str());
   optimizer_ = std::make_unique<FlatAdamW>(flat_params_, flat_grad_, std::move(adam_groups), opts);
+
+  if (hooks_.gradient_masks) {
+    auto masks = hooks_.gradient_masks();
+    if (!masks.empty()) {
+      flat_mask_ = torch::ones({total}, f32);
+      const float* base = flat_params_.data_ptr<float>();
+      for (auto& [param, mask] : masks) {
+        const int64_t at = static_cast<const float*>(param.data_ptr()) - base;
+        PEFT_CHECK(at >= 0 && at + param.numel() <= total && mask.sizes() == param.sizes() && mask.device() == device_,
+                   "gradient mask of a tensor that is not a trainable parameter of this trainer (or of another shape)");
+        auto view = flat_mask_.narrow(0, at, param.numel()).view(param.sizes());
+        view.copy_(mask);
+        mask.set_data(view);  // the method's mask tensor is now this view: its pruning updates it in place
+      }
+      optimizer_->set_state_mask(flat_mask_);
+    }
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -450,6 +467,7 @@ FitStats Trainer::fit(BatchSource& data, TrialResult& result, const std::functio
           if (pen.defined()) pen.backward();
         }
         torch::NoGradGuard no_grad;
+        if (flat_mask_.defined()) grads_.mul_(flat_mask_);  // pruned weights: no gradient, not in the norm
         if (settings_.max_grad_norm > 0) {
           // torch's clip_grad_norm_ on the flat buffer, without reading the norm back:
           // scale = min(1, max_norm / (norm + 1e-6)).

@@ -65,6 +65,11 @@ struct MethodHooks {
   /// Tensors the method changes while training besides the trainable parameters (Sparse
   /// LoRA's masks), by name: saved in mid-trial checkpoints and restored in place.
   std::function<std::vector<std::pair<std::string, torch::Tensor>>()> training_state;
+  /// (trainable parameter, its 0/1 mask) pairs (Sparse LoRA). The trainer re-points every mask
+  /// into one flat buffer aligned with the parameters, so that a step masks the whole gradient
+  /// before clipping, and AdamW's states, with one kernel each: a pruned weight gets no update,
+  /// no say in the clip norm and no optimizer state. The masks stay the method's to change.
+  std::function<std::vector<std::pair<torch::Tensor, torch::Tensor>>()> gradient_masks;
 };
 
 /// Mid-trial checkpoints of one trial (train.checkpoint_every / checkpoint_minutes say when).
@@ -154,6 +159,7 @@ class Trainer {
   torch::Tensor flat_params_;                // every trainable parameter is a view into it
   torch::Tensor flat_grad_;                  // [gradients..., loss sum, count]: one all-reduce
   torch::Tensor grads_, loss_slot_, count_slot_, clip_scale_;  // views / scratch of the above
+  torch::Tensor flat_mask_;                  // undefined, or the gradient masks aligned with flat_params_
   EvalResult last_eval_;
   const std::vector<Batch>* eval_host_ = nullptr;
   std::vector<Batch> eval_device_;

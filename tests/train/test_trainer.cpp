@@ -361,6 +361,44 @@ TEST(Trainer, MlmStepWithLogitsAtMaskedPositionsOnlyEqualsTheFullStep) {
   EXPECT_NEAR(trainer.evaluate(data).loss, full.item<double>(), 1e-5);
 }
 
+// Sparse LoRA's masks through MethodHooks::gradient_masks: a masked weight gets no gradient
+// (so no say in the clip norm), no AdamW state and no update; the mask stays the method's to
+// change in place.
+TEST(Trainer, MaskedWeightsGetNoGradientStateOrUpdate) {
+  ToySource data(64, 10, kVocab);
+  LocalGradSync sync;
+  auto m = make_model();
+  auto w = m->classifier->weight_param();  // [2, 64]
+  auto mask = (torch::arange(w.numel()) % 3 != 0).to(torch::kFloat32).view(w.sizes());
+  {
+    torch::NoGradGuard g;
+    w.mul_(mask);  // pruned weights are 0, as after Sparse LoRA's prune
+  }
+  MethodHooks hooks;
+  hooks.gradient_masks = [&] { return std::vector<std::pair<torch::Tensor, torch::Tensor>>{{w, mask}}; };
+  auto s = settings(6, 0.05);
+  Trainer t(*m, TaskKind::Classification, Trainer::decay_groups("all", named(*m), s.lr, s.weight_decay), s, hooks, sync,
+            torch::kCPU, 1);
+  TrialResult r;
+  t.fit(data, r);
+  const auto pruned = mask == 0;
+  EXPECT_EQ(w.masked_select(pruned).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(w.grad().masked_select(pruned).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(w.grad().masked_select(~pruned).abs().max().item<float>(), 0.0f);
+  // The classifier's states, found by the weight's place in the flat buffer.
+  const int64_t at = static_cast<const float*>(w.data_ptr()) - static_cast<const float*>(
+                         m->named_parameters(true)[0].value().data_ptr());
+  EXPECT_GE(at, 0);
+  auto state = t.optimizer().exp_avg_sq().narrow(0, at, w.numel()).view(w.sizes());
+  EXPECT_EQ(state.masked_select(pruned).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(state.masked_select(~pruned).abs().max().item<float>(), 0.0f);
+  // The mask tensor is a view of the trainer's flat mask: pruning more in place takes effect.
+  mask.view({-1})[1] = 0.0f;
+  TrialResult r2;
+  t.fit(data, r2);
+  EXPECT_EQ(w.grad().view({-1})[1].item<float>(), 0.0f);
+}
+
 TEST(Trainer, RefusesAnUnknownOptimizer) {
   auto m = make_model();
   LocalGradSync sync;
