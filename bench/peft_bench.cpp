@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <mpi.h>
 
@@ -48,7 +49,14 @@ struct Options {
   int repeats = 5;
   int steps = 8;
   std::string precision = "auto";
-  int64_t batch = 0, seq = 0;  // step: 0 = the defaults (16 x 64; 4 x 16 with --quick)
+  int64_t batch = 0, seq = 0;  // step: 0 = the defaults (16 x 64, MLM 16 x 128; 4 x 16 with --quick)
+  std::string method = "lora";  // step: any trial method
+  std::string task = "cls";     // step: cls | mlm
+  double sparsity = 0.5;        // step, sparse_lora
+  bool structured = false;      // step, sparse_lora
+  bool trainer_only = false;    // step: no eager loop
+  bool sgemm = true;            // step: time the dominant gemm too
+  int threads = 0;              // 0: every allowed core
 };
 
 void sync(const torch::Device& d) {
@@ -153,17 +161,28 @@ void bench_nf4(const Options& o, const model::DistilBertConfig& c) {
   std::cout << fmt::format("linear on {} tokens: NF4 {:.3f} ms, dense {:.3f} ms, NF4/dense {:.2f}\n", x.size(0), t_nf4, t_lin, t_nf4 / t_lin);
 }
 
-// A fixed random batch, as a BatchSource for the trainer.
+// A fixed random batch, as a BatchSource for the trainer. Classification: random ids in
+// [1, vocab), labels in {0, 1}. MLM: 15% of the positions (torch::rand < 0.15) become id 4 and
+// are the labels (their original ids), the rest -100. Generated on the CPU from seed 5, the
+// same calls as bench/compare_step.py makes, which checks the sums printed in the result line.
 class FixedSource : public train::BatchSource {
  public:
-  FixedSource(int64_t batch, int64_t seq, int64_t vocab) {
+  FixedSource(int64_t batch, int64_t seq, int64_t vocab, train::TaskKind kind) : kind_(kind) {
     torch::manual_seed(5);
     b_.ids = torch::randint(1, vocab, {batch, seq}, torch::kLong);
     b_.mask = torch::ones({batch, seq}, torch::kLong);
-    b_.labels = torch::randint(0, 2, {batch}, torch::kLong);
+    if (kind == train::TaskKind::Classification) {
+      b_.labels = torch::randint(0, 2, {batch}, torch::kLong);
+    } else {
+      auto picked = torch::rand({batch, seq}) < 0.15;
+      b_.labels = torch::where(picked, b_.ids, torch::full_like(b_.ids, -100));
+      b_.ids = torch::where(picked, torch::full_like(b_.ids, 4), b_.ids);
+      b_.count = picked.sum().item<int64_t>();
+    }
+    b_.tokens = batch * seq;
     eval_.push_back(b_);
   }
-  train::TaskKind kind() const override { return train::TaskKind::Classification; }
+  train::TaskKind kind() const override { return kind_; }
   int64_t train_examples() const override { return b_.ids.size(0) * 1000000; }
   int64_t batches_per_epoch(int64_t) const override { return 1000000; }
   train::Batch train_batch(int64_t, int64_t, int64_t, int, int, uint64_t) override { return b_; }
@@ -171,116 +190,194 @@ class FixedSource : public train::BatchSource {
   const train::Batch& batch() const { return b_; }
 
  private:
+  train::TaskKind kind_;
   train::Batch b_;
   std::vector<train::Batch> eval_;
 };
 
-std::shared_ptr<model::DistilBert> lora_model(const model::DistilBertConfig& c, const torch::Device& d) {
-  auto m = std::make_shared<model::DistilBert>(c, std::vector<model::Head>{model::Head::Classifier});
-  m->init_weights(1);
-  m->init_head(model::Head::Classifier, true, 1);
-  adapters::MethodConfig mc;  // LoRA r=8, alpha 16, q_lin + v_lin
+/// The step's model as a trial builds it (train/trial_runner.cpp): random base (seed 1), the
+/// method's config, adapters from seed 2, QLoRA's NF4 base, bf16 frozen linears under bf16.
+struct StepModel {
+  std::shared_ptr<model::DistilBert> m;
+  adapters::Method method;
+  int64_t frozen_bf16 = 0;
+};
+
+StepModel step_model(const Options& o, const model::DistilBertConfig& c, const TrialSpec& spec, bool bf16, bool cast_frozen) {
+  const model::Head head = o.task == "mlm" ? model::Head::MLM : model::Head::Classifier;
+  StepModel r;
+  r.m = std::make_shared<model::DistilBert>(c, std::vector<model::Head>{head});
+  r.m->init_weights(1);
+  r.m->init_head(head, true, 1);
+  auto mc = train::method_config(spec, spec.train.max_steps, /*train_mlm_head=*/head == model::Head::MLM);  // a random base
+  r.method = mc.method;
   torch::manual_seed(2);
-  adapters::apply_method(*m, mc, model::Head::Classifier);
-  m->to(d);
-  return m;
+  const auto quantize = mc.method == adapters::Method::QLoRA
+                            ? train::nf4_base_transform(train::qlora_compute_dtype(spec.method.compute_dtype, bf16, o.device))
+                            : adapters::BaseTransform{};
+  adapters::apply_method(*r.m, mc, head, quantize);
+  r.m->to(o.device);
+  if (bf16 && cast_frozen) r.frozen_bf16 = train::cast_frozen_linears(*r.m, torch::kBFloat16);
+  return r;
+}
+
+/// Median and mean milliseconds per step of one fit(), from the trainer's per-step progress
+/// calls (it reports every step when a fit has at most 200 steps; on a CPU the loss read-back
+/// that comes with each report costs nothing).
+struct FitTimes {
+  double median_ms = 0, mean_ms = 0;
+  double last_loss = 0;
+};
+
+FitTimes timed_fit(train::Trainer& trainer, FixedSource& data) {
+  std::vector<double> at;
+  TrialResult result;
+  at.push_back(0);
+  const auto t0 = Clock::now();
+  auto stats = trainer.fit(data, result, {}, [&](const train::Progress&) {
+    at.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  });
+  FitTimes t;
+  std::vector<double> ms;
+  for (std::size_t i = 2; i < at.size(); ++i) ms.push_back(at[i] - at[i - 1]);  // the first interval holds fit()'s set-up
+  std::sort(ms.begin(), ms.end());
+  t.median_ms = ms.empty() ? 0 : ms[ms.size() / 2];
+  t.mean_ms = 1000.0 * stats.train_seconds / static_cast<double>(std::max<int64_t>(1, stats.steps));
+  if (ms.empty()) t.median_ms = t.mean_ms;
+  t.last_loss = result.train_loss.empty() ? 0.0 : result.train_loss.back();
+  return t;
+}
+
+/// sgemm (or bf16 gemm) of the step's dominant shape, tokens x dim by dim x hidden_dim: GFLOP/s.
+double gemm_gflops(const Options& o, int64_t tokens, int64_t k, int64_t n, c10::ScalarType dtype) {
+  torch::manual_seed(3);
+  auto opts = torch::TensorOptions().device(o.device).dtype(dtype);
+  auto x = torch::randn({tokens, k}, opts), w = torch::randn({k, n}, opts), out = torch::empty({tokens, n}, opts);
+  // Each sample: enough back-to-back matmuls for ~5 ms at 50 GFLOP/s (as compare_step.py).
+  const double flop = 2.0 * static_cast<double>(tokens * k * n);
+  const int inner = static_cast<int>(std::clamp(5e-3 * 50e9 / flop, 1.0, 1000.0));
+  const double ms = median_ms([&] { for (int i = 0; i < inner; ++i) at::matmul_out(out, x, w); }, 7, o.device) / inner;
+  return flop / ms / 1e6;
 }
 
 void bench_step(const Options& o, model::DistilBertConfig c) {
   c.dropout = c.attention_dropout = c.seq_classif_dropout = 0.0;  // both paths see the same function
-  const int64_t batch = o.batch > 0 ? o.batch : o.quick ? 4 : 16, seq = o.seq > 0 ? o.seq : o.quick ? 16 : 64;
+  const bool mlm = o.task == "mlm";
+  const int64_t batch = o.batch > 0 ? o.batch : o.quick ? 4 : 16, seq = o.seq > 0 ? o.seq : o.quick ? 16 : mlm ? 128 : 64;
   const bool bf16 = train::resolve_precision(o.precision, o.device) == "bf16";
-  std::cout << "\n== step: LoRA r=8 q_lin,v_lin + head, batch " << batch << " x " << seq << " tokens, " << o.steps
-            << " steps after as many warm-up steps, " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
-  FixedSource data(batch, seq, c.vocab_size);
-
-  // The trainer, as a trial runs it: under bf16 the frozen linears are held in bf16.
-  auto a = lora_model(c, o.device);
-  const int64_t frozen = bf16 ? train::cast_frozen_linears(*a, torch::kBFloat16) : 0;
-  std::vector<std::pair<std::string, torch::Tensor>> trainable;
-  for (auto& p : a->named_parameters(true))
-    if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
-  TrainSettings s;
+  const auto kind = mlm ? train::TaskKind::MLM : train::TaskKind::Classification;
+  TrialSpec spec;
+  spec.method.method = o.method;
+  spec.method.sparsity = o.method == "sparse_lora" ? o.sparsity : 0.0;
+  spec.method.structured = o.structured;
+  spec.method.prune_schedule = "oneshot";  // at step 1 of each fit: the timed steps run pruned
+  spec.method.prune_start = 0.0;
+  auto& s = spec.train;
   s.max_steps = o.steps;
   s.batch_size = batch;
   s.lr = 1e-3;
   s.warmup_ratio = 0.0;
   s.precision = bf16 ? "bf16" : "fp32";
+  std::cout << "\n== step: " << o.method << (o.method == "full" || o.method == "head" ? "" : " r=8 q_lin,v_lin")
+            << (mlm ? " (MLM)" : " + head") << ", batch " << batch << " x " << seq << " tokens, " << o.steps
+            << " steps after as many warm-up steps, " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
+  FixedSource data(batch, seq, c.vocab_size, kind);
+
+  // The trainer, as a trial runs it: under bf16 the frozen linears are held in bf16.
+  auto a = step_model(o, c, spec, bf16, true);
+  auto make_trainer = [&](StepModel& sm, train::GradSync& sync) {
+    return std::make_unique<train::Trainer>(*sm.m, kind, train::parameter_groups(*sm.m, sm.method, spec), s,
+                                            train::method_hooks(*sm.m, s.lr), sync, o.device, 1);
+  };
   train::LocalGradSync local;
-  train::Trainer trainer(*a, train::TaskKind::Classification, train::Trainer::decay_groups("all", trainable, s.lr, s.weight_decay), s,
-                         {}, local, o.device, 1);
-  TrialResult warm, result;
-  trainer.fit(data, warm);  // warm-up: `steps` steps, not timed
+  auto trainer = make_trainer(a, local);
+  timed_fit(*trainer, data);  // warm-up: `steps` steps, not timed
   train::reset_peak_memory(o.device);
-  auto stats = trainer.fit(data, result);
+  const FitTimes tt = timed_fit(*trainer, data);
   const int64_t trainer_peak = train::peak_memory_bytes(o.device);
-  const double trainer_ms = 1000.0 * stats.train_seconds / static_cast<double>(stats.steps);
-  if (bf16) {
+  const double trainer_ms = tt.mean_ms;
+  int64_t trainable = 0;
+  for (auto& p : a.m->parameters(true))
+    if (p.requires_grad()) trainable += p.numel();
+  if (bf16 && !o.trainer_only) {
     // What holding the frozen weights in bf16 saves: the same trainer with them in fp32, which
     // autocast casts to bf16 again in every forward pass.
-    auto f = lora_model(c, o.device);
-    std::vector<std::pair<std::string, torch::Tensor>> tf;
-    for (auto& p : f->named_parameters(true))
-      if (p.value().requires_grad()) tf.emplace_back(p.key(), p.value());
+    auto f = step_model(o, c, spec, bf16, false);
     train::LocalGradSync l2;
-    train::Trainer t2(*f, train::TaskKind::Classification, train::Trainer::decay_groups("all", tf, s.lr, s.weight_decay), s, {}, l2,
-                      o.device, 1);
-    TrialResult w2, r2;
-    t2.fit(data, w2);
-    auto st2 = t2.fit(data, r2);
-    const double fp32_frozen_ms = 1000.0 * st2.train_seconds / static_cast<double>(st2.steps);
+    auto t2 = make_trainer(f, l2);
+    timed_fit(*t2, data);
+    const double fp32_frozen_ms = timed_fit(*t2, data).mean_ms;
     std::cout << fmt::format(
         "frozen linears in bf16: {:.2f} ms/step; kept in fp32 (autocast re-casts them every forward): {:.2f} ms/step ({:.2f}x); "
         "their weights {:.1f} MB instead of {:.1f} MB\n",
-        trainer_ms, fp32_frozen_ms, fp32_frozen_ms / trainer_ms, frozen * 2 / 1e6, frozen * 4 / 1e6);
+        trainer_ms, fp32_frozen_ms, fp32_frozen_ms / trainer_ms, a.frozen_bf16 * 2 / 1e6, a.frozen_bf16 * 4 / 1e6);
   }
 
-  // The eager loop, on an identical model.
-  auto b = lora_model(c, o.device);
-  std::vector<torch::Tensor> params;
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (auto& p : b->named_parameters(true))
-    if (p.value().requires_grad()) params.push_back(p.value()), named.emplace_back(p.key(), p.value());
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  for (auto& g : train::Trainer::decay_groups("all", named, s.lr, s.weight_decay))
-    groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(g.lr).weight_decay(g.weight_decay)));
-  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(s.lr));
-  auto ids = data.batch().ids.to(o.device), mask = data.batch().mask.to(o.device), labels = data.batch().labels.to(o.device);
-  double last_loss = 0;
-  int64_t eager_i = 0;
-  auto eager_step = [&] {
-    // The trainer's schedule: no warm-up, linear decay to 0 over each fit() of `steps` steps.
-    const double factor = static_cast<double>(o.steps - eager_i % o.steps) / static_cast<double>(o.steps);
-    ++eager_i;
-    for (std::size_t g = 0; g < opt.param_groups().size(); ++g)
-      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(s.lr * factor);
-    torch::Tensor loss;
-    {
-      model::AutocastGuard autocast(o.device, bf16);
-      auto logits = b->classify(ids, mask).to(torch::kFloat32);
-      loss = torch::nn::functional::cross_entropy(logits, labels);
-    }
-    opt.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, 1.0);
-    opt.step();
-    last_loss = loss.item<double>();
-  };
-  for (int i = 0; i < o.steps; ++i) eager_step();  // the same warm-up
-  sync(o.device);
-  train::reset_peak_memory(o.device);
-  const auto t0 = Clock::now();
-  for (int i = 0; i < o.steps; ++i) eager_step();
-  sync(o.device);
-  const double eager_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.steps;
-  const int64_t eager_peak = train::peak_memory_bytes(o.device);
-
-  std::cout << fmt::format("trainer {:.2f} ms/step   eager {:.2f} ms/step   eager/trainer {:.2f}   (mean of {} steps after {} warm-up steps)\n",
-                           trainer_ms, eager_ms, eager_ms / trainer_ms, o.steps, o.steps);
-  std::cout << fmt::format("loss of the last step: trainer {:.6f}, eager {:.6f} (same model, data and updates)\n",
-                           result.train_loss.empty() ? 0.0 : result.train_loss.back(), last_loss);
-  if (o.device.is_cuda())
-    std::cout << fmt::format("peak device memory: trainer {:.1f} MB, eager {:.1f} MB\n", trainer_peak / 1e6, eager_peak / 1e6);
+  double eager_ms = 0, last_loss = 0;
+  int64_t eager_peak = 0;
+  if (!o.trainer_only) {
+    // The eager loop, on an identical model (no method hooks: Sparse LoRA's masks and pruning
+    // are the trainer's only).
+    auto b = step_model(o, c, spec, bf16, true);
+    std::vector<torch::Tensor> params;
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (auto& p : b.m->named_parameters(true))
+      if (p.value().requires_grad()) params.push_back(p.value()), named.emplace_back(p.key(), p.value());
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    for (auto& g : train::Trainer::decay_groups("all", named, s.lr, s.weight_decay))
+      groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(g.lr).weight_decay(g.weight_decay)));
+    torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(s.lr));
+    auto ids = data.batch().ids.to(o.device), mask = data.batch().mask.to(o.device), labels = data.batch().labels.to(o.device);
+    int64_t eager_i = 0;
+    auto eager_step = [&] {
+      // The trainer's schedule: no warm-up, linear decay to 0 over each fit() of `steps` steps.
+      const double factor = static_cast<double>(o.steps - eager_i % o.steps) / static_cast<double>(o.steps);
+      ++eager_i;
+      for (std::size_t g = 0; g < opt.param_groups().size(); ++g)
+        static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(s.lr * factor);
+      torch::Tensor loss;
+      {
+        model::AutocastGuard autocast(o.device, bf16);
+        auto logits = (mlm ? b.m->mlm_head(b.m->hidden_states(ids, mask)) : b.m->classify(ids, mask)).to(torch::kFloat32);
+        loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}),
+                                                    torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+      }
+      opt.zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      opt.step();
+      last_loss = loss.item<double>();
+    };
+    for (int i = 0; i < o.steps; ++i) eager_step();  // the same warm-up
+    sync(o.device);
+    train::reset_peak_memory(o.device);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.steps; ++i) eager_step();
+    sync(o.device);
+    eager_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.steps;
+    eager_peak = train::peak_memory_bytes(o.device);
+    std::cout << fmt::format("trainer {:.2f} ms/step   eager {:.2f} ms/step   eager/trainer {:.2f}   (mean of {} steps after {} warm-up steps)\n",
+                             trainer_ms, eager_ms, eager_ms / trainer_ms, o.steps, o.steps);
+    std::cout << fmt::format("loss of the last step: trainer {:.6f}, eager {:.6f} (same model, data and updates)\n", tt.last_loss, last_loss);
+    if (o.device.is_cuda())
+      std::cout << fmt::format("peak device memory: trainer {:.1f} MB, eager {:.1f} MB\n", trainer_peak / 1e6, eager_peak / 1e6);
+  } else {
+    std::cout << fmt::format("trainer {:.2f} ms/step (mean), {:.2f} ms/step (median of {} steps after {} warm-up steps)\n", trainer_ms,
+                             tt.median_ms, o.steps, o.steps);
+  }
+  const double sgemm = o.sgemm ? gemm_gflops(o, batch * seq, c.dim, c.hidden_dim, torch::kFloat32) : 0.0;
+  const double bgemm = o.sgemm && bf16 ? gemm_gflops(o, batch * seq, c.dim, c.hidden_dim, torch::kBFloat16) : 0.0;
+  if (o.sgemm)
+    std::cout << fmt::format("gemm {}x{} by {}x{}: fp32 {:.1f} GFLOP/s{}\n", batch * seq, c.dim, c.dim, c.hidden_dim, sgemm,
+                             bf16 ? fmt::format(", bf16 {:.1f} GFLOP/s", bgemm) : "");
+  // One line for bench/compare_step.py.
+  std::cout << fmt::format(
+      "step-result {{\"method\": \"{}\", \"task\": \"{}\", \"precision\": \"{}\", \"batch\": {}, \"seq\": {}, \"threads\": {}, "
+      "\"trainer_ms_median\": {:.4f}, \"trainer_ms_mean\": {:.4f}, \"eager_ms\": {:.4f}, \"sgemm_gflops\": {:.3f}, "
+      "\"bf16_gemm_gflops\": {:.3f}, \"trainable\": {}, \"ids_sum\": {}, \"labels_sum\": {}, \"masked\": {}, \"loss\": {:.6f}, \"libtorch\": \"{}.{}.{}\"}}\n",
+      o.method, mlm ? "mlm" : "cls", bf16 ? "bf16" : "fp32", batch, seq, torch::get_num_threads(), tt.median_ms, tt.mean_ms, eager_ms,
+      sgemm, bgemm, trainable, data.batch().ids.sum().item<int64_t>(), data.batch().labels.sum().item<int64_t>(), data.batch().count, tt.last_loss,
+      TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
 }
 
 void bench_allreduce(const Options& o, const model::DistilBertConfig& c) {
@@ -340,6 +437,13 @@ int run(const std::vector<std::string>& args) {
       ("batch", cli::po::value(&o.batch)->default_value(0), "step: batch size (0: 16, or 4 with --quick)")
       ("seq", cli::po::value(&o.seq)->default_value(0), "step: tokens per sequence (0: 64, or 16 with --quick)")
       ("precision", cli::po::value(&o.precision)->default_value("auto"), "step: auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 (CPU autocast on CPU)")
+      ("method", cli::po::value(&o.method)->default_value("lora"), "step: lora | sparse_lora | hira | qlora | full | head (r=8, q_lin,v_lin, as a trial sets it up)")
+      ("task", cli::po::value(&o.task)->default_value("cls"), "step: cls (sequence classification) | mlm (masked LM, 15% of positions; --seq default 128)")
+      ("sparsity", cli::po::value(&o.sparsity)->default_value(0.5), "step, sparse_lora: target sparsity (one-shot pruning after the first step of each fit)")
+      ("structured", cli::po::bool_switch(&o.structured), "step, sparse_lora: prune whole rank channels")
+      ("trainer-only", cli::po::bool_switch(&o.trainer_only), "step: time the trainer only, not the C++ eager loop")
+      ("no-sgemm", "step: don't time the dominant gemm")
+      ("threads", cli::po::value(&o.threads)->default_value(0), "intra-op threads (0: every allowed core)")
       ("quick", cli::po::bool_switch(&o.quick), "tiny shapes, 2 repetitions: a smoke run");
   cli::po::positional_options_description pos;
   pos.add("what", 1);
@@ -352,10 +456,15 @@ int run(const std::vector<std::string>& args) {
   if (o.batch < 0 || o.seq < 0) throw_input("--batch and --seq must be >= 0 (0: the default)");
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16")
     throw_input("--precision: expected auto, fp32 or bf16, found \"{}\"", o.precision);
+  if (o.task != "cls" && o.task != "mlm") throw_input("--task: expected cls or mlm, found \"{}\"", o.task);
+  (void)adapters::parse_method(o.method);  // names the accepted methods when wrong
+  if (o.sparsity < 0 || o.sparsity >= 1) throw_input("--sparsity: expected a value in [0, 1), found {}", o.sparsity);
+  if (o.threads < 0) throw_input("--threads must be >= 0 (0: every allowed core)");
+  o.sgemm = vm.count("no-sgemm") == 0;
   if (o.quick) shape = "tiny", o.repeats = std::min(o.repeats, 2), o.steps = std::min(o.steps, 2);
   o.device = train::resolve_device(device);
-  torch::set_num_threads(train::threads_per_rank(1));
-  const auto config = shape == "base" ? model::DistilBertConfig{} : model::DistilBertConfig::tiny(1000);
+  torch::set_num_threads(o.threads > 0 ? o.threads : train::threads_per_rank(1));
+  const auto config = shape == "base" ? model::DistilBertConfig{} : model::DistilBertConfig::tiny(1000, 512);  // 512 positions: seq 256 fits
   if (o.what != "allreduce")  // (every rank would print it)
     std::cout << cli::version_banner() << ", " << torch::get_num_threads() << " threads, shape " << shape << "\n";
   if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
