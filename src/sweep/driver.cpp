@@ -24,6 +24,7 @@
 #include "peft/version.h"
 #include "results/result_store.h"
 #include "sweep/event_log.h"
+#include "sweep/run_files.h"
 #include "sweep/trial_watch.h"
 #include "train/device.h"
 #include "train/trial_checkpoint.h"
@@ -70,22 +71,6 @@ std::string hostname_of_this_rank() {
   return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("?");
 }
 
-std::string part_path(const std::string& output, int group) { return fmt::format("{}.part-g{}.h5", output, group); }
-
-std::vector<std::string> existing_parts(const std::string& output) {
-  std::vector<std::string> parts;
-  const fs::path out(output);
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  if (!fs::exists(dir)) return parts;
-  const std::string prefix = out.filename().string() + ".part-g";
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) == 0 && name.size() > 3 && name.substr(name.size() - 3) == ".h5") parts.push_back(e.path().string());
-  }
-  std::sort(parts.begin(), parts.end());
-  return parts;
-}
-
 /// Moves the trials of the per-group part files into the results file (one writer: rank 0).
 void fold_parts(const std::string& output) {
   auto parts = existing_parts(output);
@@ -108,14 +93,6 @@ void fold_parts(const std::string& output) {
     fs::remove(part);
   }
   store.close();
-}
-
-std::string describe(const TrialSpec& t) {
-  std::string s = fmt::format("{} {}", t.method.method, t.dataset.name);
-  if (t.method.method != "full" && t.method.method != "head") s += fmt::format(" r={}", t.method.rank);
-  if (t.method.method == "sparse_lora") s += fmt::format(" s={}", t.method.sparsity);
-  s += fmt::format(" seed={} lr={}", t.seed, t.train.lr);
-  return s;
 }
 
 std::string key_metric(const TrialResult& r) {
@@ -200,7 +177,7 @@ int run_sweep(const SweepOptions& opt) {
         const std::string where = spec.schedule == "static" ? fmt::format("group {}", k % static_cast<std::size_t>(groups))
                                   : k < static_cast<std::size_t>(groups) ? fmt::format("group {} (first wave)", k)
                                                                           : std::string("next idle group");
-        std::cout << fmt::format("{:>4}  {}  {:<48}  cost {:>10.1f}  {}\n", k, trials[k].id, describe(trials[k]), expected_cost(trials[k]), where);
+        std::cout << fmt::format("{:>4}  {}  {:<48}  cost {:>10.1f}  {}\n", k, trials[k].id, describe_trial(trials[k]), expected_cost(trials[k]), where);
       }
     }
     return 0;
@@ -320,10 +297,10 @@ int run_sweep(const SweepOptions& opt) {
     ctx.resume = opt.resume;
     std::optional<TrialWatch> watch;  // the leader's event-log lines and progress lines
     if (leader) {
-      watch.emplace(events, group, t, describe(t), tty);
+      watch.emplace(events, group, t, describe_trial(t), tty);
       watch->attach(ctx);
     }
-    spdlog::debug("group {} starts trial {} ({})", group, t.id, describe(t));
+    spdlog::debug("group {} starts trial {} ({})", group, t.id, describe_trial(t));
     communicator->begin_trial();
     TrialResult r = train::run_trial(t, ctx);
     r.group = group;
@@ -349,13 +326,13 @@ int run_sweep(const SweepOptions& opt) {
       if (r.status == "complete" || r.status == "diverged") train::remove_checkpoints(ctx.checkpoint_dir);
     }
     if (r.status == "interrupted") {
-      if (leader) spdlog::info("[group {}] trial {} ({}) interrupted at step {}: rerun with --resume to continue it", group, t.id, describe(t), r.interrupted_step);
+      if (leader) spdlog::info("[group {}] trial {} ({}) interrupted at step {}: rerun with --resume to continue it", group, t.id, describe_trial(t), r.interrupted_step);
       interrupted = true;
       break;
     }
     if (leader) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      spdlog::info("[group {}] trial {} ({}) {} in {:.1f}s", group, t.id, describe(t), key_metric(r), r.wall_seconds);
+      spdlog::info("[group {}] trial {} ({}) {} in {:.1f}s", group, t.id, describe_trial(t), key_metric(r), r.wall_seconds);
       const int64_t started = spec.schedule == "static" ? idx + 1 : std::min<int64_t>(idx + 1, pending.size());
       const double eta = elapsed / static_cast<double>(std::max<int64_t>(1, started)) * static_cast<double>(pending.size() - started);
       spdlog::info("[group {}] progress: trial {}/{} of this run started, ~{:.0f}s left", group, started, pending.size(), std::max(0.0, eta));

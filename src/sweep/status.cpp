@@ -1,5 +1,7 @@
 #include "sweep/status.h"
 
+#include "sweep/run_files.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -179,27 +181,6 @@ bool read_committed(const std::string& path, std::map<std::string, Committed>& o
   }
 }
 
-std::vector<std::string> part_files(const std::string& output) {
-  std::vector<std::string> parts;
-  const fs::path out(output);
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  const std::string prefix = out.filename().string() + ".part-g";
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) == 0 && name.size() > 3 && name.substr(name.size() - 3) == ".h5") parts.push_back(e.path().string());
-  }
-  std::sort(parts.begin(), parts.end());
-  return parts;
-}
-
-std::string label(const std::string& method, const std::string& dataset, int64_t rank, double sparsity, int64_t seed, double lr) {
-  std::string s = fmt::format("{} {}", method, dataset);
-  if (method != "full" && method != "head") s += fmt::format(" r={}", rank);
-  if (method == "sparse_lora") s += fmt::format(" s={}", sparsity);
-  return s + fmt::format(" seed={} lr={}", seed, lr);
-}
-
 std::string metric_text(const std::map<std::string, double>& m) {
   auto get = [&](const char* k) {
     auto it = m.find(k);
@@ -266,7 +247,7 @@ int print_status(const std::string& results, std::ostream& out) {
   }
   std::string why;
   if (!read_committed(results, committed, &why)) throw_runtime("{}", why);
-  const auto parts = part_files(results);
+  const auto parts = existing_parts(results);
   for (const auto& p : parts)
     if (!read_committed(p, committed, &why))
       notes.push_back(fmt::format("part file {} could not be read ({}); its trials are shown from the event log", p, cut(why, 120)));
@@ -309,13 +290,13 @@ int print_status(const std::string& results, std::ostream& out) {
     Row& r = add(t.id);
     r.method = t.method.method;
     r.dataset = t.dataset.name;
-    r.label = label(t.method.method, t.dataset.name, t.method.rank, t.method.sparsity, t.seed, t.train.lr);
+    r.label = describe_trial(t);
   }
   for (const auto& [id, c] : committed) {
     Row& r = add(id);
     r.method = c.row.method;
     r.dataset = c.row.dataset;
-    if (r.label.empty()) r.label = label(c.row.method, c.row.dataset, c.row.rank, c.row.sparsity, c.row.seed, c.row.lr);
+    if (r.label.empty()) r.label = describe_trial(c.row.method, c.row.dataset, c.row.rank, c.row.sparsity, c.row.seed, c.row.lr);
   }
   for (const auto& [id, te] : log.trials)
     if (te.started) add(id);
