@@ -3,6 +3,10 @@
 #include <fstream>
 #include <string>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace peft {
 namespace {
 
@@ -21,6 +25,13 @@ int64_t peak_rss_bytes() { return status_field_kb("VmHWM"); }
 int64_t current_rss_bytes() { return status_field_kb("VmRSS"); }
 
 bool reset_peak_rss() {
+#if defined(__GLIBC__)
+  // glibc keeps freed heap memory mapped (its mmap threshold grows to the largest chunk freed),
+  // so in a process that runs trial after trial the RSS stays at the largest earlier trial's
+  // peak and every later trial would report at least that. Hand free pages back first, so the
+  // reset starts from what is live.
+  malloc_trim(0);
+#endif
   std::ofstream out("/proc/self/clear_refs");
   if (!out) return false;
   out << "5";
