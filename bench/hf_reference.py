@@ -347,7 +347,9 @@ def run_trial(t, threads):
             samples += len(idx)
             if prune is not None:
                 with torch.no_grad():
-                    if prune["start"] <= step <= prune["end"] and (step - prune["start"]) % prune["every"] == 0:
+                    # as src/adapters/sparse_lora.cpp: every `every` steps from start, and at the end step
+                    if prune["start"] <= step <= prune["end"] and ((step - prune["start"]) % prune["every"] == 0
+                                                                  or step == prune["end"]):
                         s = cubic_sparsity(0.0, mc["sparsity"], prune["start"], prune["end"], step)
                         for n, p in lora_params:
                             k = max(int(round(s * p.numel())), int((~prune["masks"].get(n, torch.ones_like(p, dtype=torch.bool))).sum()))
