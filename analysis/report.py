@@ -16,7 +16,11 @@ Reads the HDF5 results file written by ``peft-sweep`` (layout in sweeps/SCHEMA.m
 - when the sweep's event log ``RESULTS.h5.events.jsonl`` exists (or ``--events PATH``):
   the trials that are running (or were cut off) and not yet in the results file, with
   their step, loss and a figure of their training-loss curves (``running_curves.png``),
-  drawn from the log while the sweep runs.
+  drawn from the log while the sweep runs;
+- with ``--reference CSV`` (the output of ``bench/hf_reference.py`` for the same sweep): per
+  data set, peft-sweep's quality beside transformers + PEFT's (mean ± std over seeds, the
+  difference against the goal of 1 accuracy point / 2 % perplexity), the floor, training
+  seconds per trial and peak memory of each.
 
 Quality is accuracy for classification data sets and perplexity (lower is better) for
 masked-LM data sets. The report works on partial files: trials that failed or are
@@ -635,6 +639,151 @@ def summary_table(df, dataset):
     return header, rows, bold
 
 
+# ------------------------------------------------------- against transformers + PEFT
+
+FLOOR_METHODS = {"bow_logreg": "bag-of-words logistic regression",
+                 "unigram": "unigram word-piece frequencies"}
+GOAL_POINTS = 1.0      # accuracy: |peft-sweep - PEFT| <= 1.0 point (means over seeds)
+GOAL_PPL_REL = 0.02    # perplexity: within 2 %
+
+
+def load_reference(path):
+    """The CSV of bench/hf_reference.py: (trials, floors) as DataFrames with the results
+    file's key columns (method, dataset, rank 0 for unranked methods, sparsity 0 unless
+    sparse_lora, seed)."""
+    if not os.path.isfile(path):
+        raise NotResultsFile(f"{path}: no such reference file (bench/hf_reference.py --out)")
+    try:
+        ref = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise NotResultsFile(f"{path}: not a reference CSV ({e})")
+    need = {"dataset", "method", "status"}
+    if not need <= set(ref.columns):
+        raise NotResultsFile(f"{path}: not a reference CSV of bench/hf_reference.py "
+                             f"(columns {sorted(need - set(ref.columns))} missing)")
+    for c in ("accuracy", "perplexity", "train_seconds", "peak_rss_bytes", "seed", "rank",
+              "sparsity"):
+        ref[c] = pd.to_numeric(ref[c], errors="coerce") if c in ref else np.nan
+    ref["rank"] = ref["rank"].fillna(0).astype(int)
+    ref.loc[~ref.method.isin(RANKED_METHODS), "rank"] = 0
+    ref["sparsity"] = ref["sparsity"].fillna(0.0)
+    ref.loc[ref.method != "sparse_lora", "sparsity"] = 0.0
+    ref["note"] = ref["note"].fillna("").astype(str) if "note" in ref else ""
+    floors = ref[ref.method.isin(FLOOR_METHODS)]
+    return ref[~ref.method.isin(FLOOR_METHODS)], floors
+
+
+def _ms(v, fmt):
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return "—", np.nan
+    txt = format(v.mean(), fmt)
+    if len(v) > 1:
+        txt += " ± " + format(v.std(ddof=1), fmt)
+    return txt, v.mean()
+
+
+def reference_table(df, ref, floors, dataset):
+    """(header, rows, summary) comparing each method/rank/sparsity of a data set with the
+    same trials run by transformers + PEFT: quality mean ± std over seeds, the difference
+    against the goal (1.0 accuracy point, 2 % perplexity), whether the floor is cleared,
+    training seconds per trial and peak memory of each."""
+    col, _, hi = quality(dataset, df)
+    ours = usable(df)
+    ours = ours[ours.dataset == dataset] if len(ours) else ours
+    theirs = ref[ref.dataset == dataset]
+    fl = floors[(floors.dataset == dataset)][col].dropna() if col in floors else pd.Series([], dtype=float)
+    floor = float(fl.iloc[0]) if len(fl) else np.nan
+    fmt = ".2f" if col == "perplexity" else ".4f"
+    keys = {(r.method, int(r["rank"]), float(r.sparsity)) for _, r in ours.iterrows()}
+    keys |= {(r.method, int(r["rank"]), float(r.sparsity)) for _, r in theirs.iterrows()}
+    keys = sorted(keys, key=lambda k: (METHOD_ORDER.index(k[0]) if k[0] in METHOD_ORDER
+                                       else 99, k))
+    header = ["method", "rank", "sparsity", "seeds (peft-sweep / PEFT)",
+              f"{col} peft-sweep", f"{col} PEFT", "difference", "within goal",
+              "clears the floor", "train s peft-sweep", "train s PEFT",
+              "train time ratio", "peak MiB peft-sweep", "peak MiB PEFT"]
+    rows, n_goal, n_fast, n_both = [], 0, 0, 0
+    for m, r, sp in keys:
+        a = ours[(ours.method == m) & (ours["rank"] == r) & (ours.sparsity == sp)] \
+            if len(ours) else ours
+        b_all = theirs[(theirs.method == m) & (theirs["rank"] == r) & (theirs.sparsity == sp)]
+        b = b_all[b_all.status == "complete"]
+        q_a, mean_a = _ms(a[col] if len(a) else [], fmt)
+        q_b, mean_b = _ms(b[col] if len(b) else [], fmt)
+        if len(b) == 0 and len(b_all):
+            why = "; ".join(sorted({f"{st}: {n}" if n else st
+                                    for st, n in zip(b_all.status, b_all.note)}))
+            q_b = why[:160]
+        diff, goal = "—", "—"
+        if np.isfinite(mean_a) and np.isfinite(mean_b):
+            n_both += 1
+            if col == "perplexity":
+                rel = mean_a / mean_b - 1.0
+                diff, ok = f"{100 * rel:+.1f} %", abs(rel) <= GOAL_PPL_REL
+            else:
+                pts = 100.0 * (mean_a - mean_b)
+                diff, ok = f"{pts:+.1f} pt", abs(pts) <= GOAL_POINTS
+            goal = "yes" if ok else "no"
+            n_goal += ok
+        clears = "—"
+        if np.isfinite(mean_a) and np.isfinite(floor):
+            clears = "yes" if (mean_a > floor if hi else mean_a < floor) else "no"
+        t_a, tm_a = _ms(a["train_seconds"] if len(a) and "train_seconds" in a else [], ".1f")
+        t_b, tm_b = _ms(b["train_seconds"] if len(b) else [], ".1f")
+        ratio = "—"
+        if np.isfinite(tm_a) and np.isfinite(tm_b) and tm_b > 0:
+            ratio = f"{tm_a / tm_b:.2f}×"
+            n_fast += tm_a < tm_b
+        mem_a, _ = _ms(a["peak_memory_bytes"] / MiB
+                       if len(a) and "peak_memory_bytes" in a else [], ".0f")
+        mem_b, _ = _ms(b["peak_rss_bytes"] / MiB if len(b) else [], ".0f")
+        rows.append([method_label(m), str(r) if m in RANKED_METHODS else "—",
+                     f"{sp:g}" if m == "sparse_lora" else "—", f"{len(a)} / {len(b)}",
+                     q_a, q_b, diff, goal, clears, t_a, t_b, ratio, mem_a, mem_b])
+    summary = {"floor": floor, "within_goal": n_goal, "faster": n_fast, "compared": n_both,
+               "column": col}
+    return header, rows, summary
+
+
+def reference_blocks(df, ref_path):
+    """Report blocks of the comparison with bench/hf_reference.py's CSV."""
+    ref, floors = load_reference(ref_path)
+    blocks = [("h2", "Against transformers + PEFT"),
+              ("p", f"Reference: {os.path.abspath(ref_path)} (bench/hf_reference.py: the same "
+                    "trials, base, data caps, hyperparameters, steps and seeds, run with "
+                    "transformers + peft). Quality is the mean ± std over seeds; the goal "
+                    f"is a mean within {GOAL_POINTS:g} accuracy point or "
+                    f"{100 * GOAL_PPL_REL:g} % perplexity of PEFT's. Training time is the "
+                    "seconds in the training steps per trial (evaluation excluded) and the "
+                    "ratio is peft-sweep's over PEFT's (below 1: peft-sweep is faster). Peak "
+                    "memory is the process's peak RSS during training for peft-sweep and "
+                    "the trial process's peak RSS for PEFT (Python and torch included).")]
+    for ds in ordered_datasets(set(df.dataset) | set(ref.dataset) if len(df) else
+                               set(ref.dataset)):
+        header, rows, sm = reference_table(df, ref, floors, ds)
+        if not rows:
+            continue
+        blocks.append(("h3", f"{dataset_label(ds)}: peft-sweep and transformers + PEFT"))
+        fl = floors[floors.dataset == ds]
+        if np.isfinite(sm["floor"]):
+            name = FLOOR_METHODS.get(fl.method.iloc[0], fl.method.iloc[0])
+            blocks.append(("p", f"Floor ({name}): {sm['column']} "
+                                f"{sm['floor']:{'.2f' if sm['column'] == 'perplexity' else '.4f'}}" + (f" ({fl.note.iloc[0]})"
+                                                         if fl.note.iloc[0] else "")))
+        blocks.append(("table", header, rows, None))
+        blocks.append(("p", f"{sm['within_goal']} of {sm['compared']} compared rows within "
+                            f"the goal; peft-sweep faster per trial in {sm['faster']} of "
+                            f"{sm['compared']}."))
+    return blocks
+
+
+def ordered_datasets(ds):
+    order = ["sst2", "imdb", "wikitext2", "synthetic_sentiment", "synthetic_mlm"]
+    return sorted(ds, key=lambda d: (order.index(d) if d in order else 99, d))
+
+
 # ------------------------------------------------------------------ failed and missing
 
 def expected_trials(toml_text):
@@ -781,9 +930,10 @@ def use_best_evaluation(df):
     return df
 
 
-def build_report(path, outdir, events=None, metric="last"):
+def build_report(path, outdir, events=None, metric="last", reference=None):
     """events: the event log to read (default: RESULTS.h5.events.jsonl when it exists;
-    False: none). metric: "last" (the last evaluation of each trial) or "best" (its best)."""
+    False: none). metric: "last" (the last evaluation of each trial) or "best" (its best).
+    reference: a CSV of bench/hf_reference.py to set beside the results."""
     root, df, curves, staging = load(path)
     if metric == "best":
         df = use_best_evaluation(df)
@@ -824,6 +974,9 @@ def build_report(path, outdir, events=None, metric="last"):
     for ds in sorted(usable(df).dataset.unique()) if n_ok else []:
         blocks.append(("h3", dataset_label(ds) + f" ({ds})"))
         blocks.append(("table",) + summary_table(df, ds))
+
+    if reference:
+        blocks += reference_blocks(df, reference)
 
     blocks.append(("h2", "Figures"))
     add_fig(fig_quality_vs_params, "quality_vs_params.png",
@@ -908,13 +1061,19 @@ def main(argv=None):
     ap.add_argument("--metric", choices=("last", "best"), default="last",
                     help="quality of each trial: its last evaluation (default) or its best "
                          "(the metrics best_accuracy, best_perplexity, …)")
+    ap.add_argument("--reference", default=None, metavar="CSV",
+                    help="the CSV of bench/hf_reference.py for the same sweep: adds a table "
+                         "per data set setting peft-sweep's results beside transformers + "
+                         "PEFT's (quality, difference against the goal, the floor, training "
+                         "time, peak memory)")
     args = ap.parse_args(argv)
     if args.events and not os.path.isfile(args.events):
         print(f"error: {args.events}: no such event log", file=sys.stderr)
         return 2
     try:
         figs, probs, miss = build_report(args.results, args.output,
-                                         False if args.no_events else args.events, args.metric)
+                                         False if args.no_events else args.events, args.metric,
+                                         args.reference)
     except NotResultsFile as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

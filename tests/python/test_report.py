@@ -392,3 +392,91 @@ def test_best_evaluation_is_recorded_and_reported_on_request(results, tmp_path):
     md = (out / "report.md").read_text()
     assert "the best evaluation of each trial" in md
     assert "of the best evaluation of each trial" in md
+
+
+def _reference_csv(results, path, shift):
+    """A bench/hf_reference.py CSV for the fixture sweep: each trial's quality moved by
+    shift[(method, dataset)], a training time twice peft-sweep's, a floor per data set and
+    one unsupported row."""
+    lines = ["trial,dataset,method,rank,sparsity,seed,status,accuracy,perplexity,train_seconds,"
+             "peak_rss_bytes,note",
+             "synthetic_sentiment/bow-logreg,synthetic_sentiment,bow_logreg,,,,complete,0.55,,,,"
+             "\"12 words\"",
+             "synthetic_mlm/unigram,synthetic_mlm,unigram,,,,complete,,1e9,,,add-one",
+             "synthetic_sentiment/qlora/r4/seed1,synthetic_sentiment,qlora,4,,1,unsupported,,,,,"
+             "\"load: no CPU 4-bit backend\""]
+    expect = {}
+    for t in trial_values(results):
+        m = t["metrics"]
+        mlm = math.isnan(m["accuracy"])
+        q = m["perplexity"] if mlm else m["accuracy"]
+        d = shift[(t["method"], t["dataset"])]
+        q_ref = q * (1 + d) if mlm else q - d
+        rank = "4" if t["method"] == "lora" else ""
+        lines.append(f"x,{t['dataset']},{t['method']},{rank},,1,complete,"
+                     f"{'' if mlm else q_ref},{q_ref if mlm else ''},"
+                     f"{2 * m['train_seconds']},{2 ** 30},")
+        expect[(t["method"], t["dataset"])] = (q, q_ref, mlm)
+    path.write_text("\n".join(lines) + "\n")
+    return expect
+
+
+def test_reference_table_sets_peft_beside_the_results(results, tmp_path):
+    """--reference CSV: per data set, each method's quality beside PEFT's, the difference
+    against the goal (1 accuracy point, 2 % perplexity), the floor, and the time ratio."""
+    shift = {("lora", "synthetic_sentiment"): 0.005, ("head", "synthetic_sentiment"): 0.05,
+             ("lora", "synthetic_mlm"): 0.01, ("head", "synthetic_mlm"): 0.10}
+    ref = tmp_path / "hf.csv"
+    expect = _reference_csv(results, ref, shift)
+    out = tmp_path / "withref"
+    r = subprocess.run([PYTHON, REPORT, results, "-o", str(out), "--reference", str(ref),
+                        "--no-events"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert "## Against transformers + PEFT" in md
+    # the summary tables are untouched by the extra section
+    assert set(parse_tables(md)) == {"synthetic_sentiment", "synthetic_mlm"}
+    rows = {}
+    section = md.split("## Against transformers + PEFT", 1)[1].split("\n## ", 1)[0]
+    header = None
+    for line in section.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "method":
+            header = cells
+            continue
+        row = dict(zip(header, cells))
+        ds = "synthetic_mlm" if "perplexity peft-sweep" in row else "synthetic_sentiment"
+        rows[(METHOD_NAMES[row["method"]], ds)] = row
+    for (method, ds), (q, q_ref, mlm) in expect.items():
+        row = rows[(method, ds)]
+        col = "perplexity" if mlm else "accuracy"
+        assert parse_cell(row[f"{col} peft-sweep"])[0] == pytest.approx(q, abs=0.01 if mlm else 1e-4)
+        assert parse_cell(row[f"{col} PEFT"])[0] == pytest.approx(q_ref, abs=0.01 if mlm else 1e-4)
+        d = shift[(method, ds)]
+        if mlm:
+            want = 100 * (1 / (1 + d) - 1)
+            assert row["difference"] == f"{want:+.1f} %"
+            assert row["within goal"] == ("yes" if abs(want) <= 2 else "no")
+            assert row["clears the floor"] == "yes"  # a floor of 1e9
+        else:
+            assert row["difference"] == f"{100 * d:+.1f} pt"
+            assert row["within goal"] == ("yes" if 100 * d <= 1.0 else "no")
+            assert row["clears the floor"] == ("yes" if q > 0.55 else "no")
+        assert row["train time ratio"] == "0.50×"
+        assert row["seeds (peft-sweep / PEFT)"] == "1 / 1"
+    unsupported = rows[("qlora", "synthetic_sentiment")]
+    assert unsupported["accuracy PEFT"].startswith("unsupported: load: no CPU 4-bit backend")
+    assert unsupported["seeds (peft-sweep / PEFT)"] == "0 / 0"
+    assert "Floor (bag-of-words logistic regression): accuracy 0.5500" in md
+
+
+def test_a_bad_reference_file_is_refused(results, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    for path, says in ((bad, "columns"), (tmp_path / "absent.csv", "no such reference file")):
+        r = subprocess.run([PYTHON, REPORT, results, "-o", str(tmp_path / "r"), "--reference",
+                            str(path), "--no-events"], capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert str(path) in r.stderr and says in r.stderr
