@@ -6,7 +6,9 @@
 #   2. The default build (Debian's LibTorch 1.13, CPU) into build/: every GoogleTest suite, the
 #      MPI integration tests, the Slurm test, the benchmark smoke run and the interop tier
 #      (ctest label `interop`: peft-sweep against the real libraries), then the analysis
-#      tests (pytest).
+#      tests (pytest), then the real-data study's quick variant (tests/study/quick.sh:
+#      sweeps/real-cpu-quick.toml on all-MiniLM-L6-v2, SST-2, IMDB and WikiText-2, about 12
+#      minutes; skipped with a reason without ../shared/data or PyPI).
 #   3. The LibTorch 2.x build into build-torch2/: the LibTorch inside the pinned torch wheel
 #      (CUDA 13), with the CUDA kernels and the NCCL communicator compiled and linked, and
 #      deprecations as errors; the whole C++ suite again against it (CPU: nothing CUDA runs).
@@ -56,6 +58,8 @@ if phase "build: LibTorch 1.13 (Debian)" build_default; then
   if compgen -G "tests/python/test_*.py" >/dev/null; then
     phase "test: analysis (pytest)" env PEFT_BUILD_DIR="$(pwd)/build" /usr/bin/python3 -m pytest -q tests/python
   fi
+  # The real-data study's quick variant on a real pretrained base (skips without the data or PyPI).
+  phase "study: real-cpu-quick" bash tests/study/quick.sh
 fi
 
 build_torch2() {
