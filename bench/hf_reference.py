@@ -232,9 +232,15 @@ def run_trial(t, threads):
     kwargs = {}
     if method == "qlora":
         from transformers import BitsAndBytesConfig
+        # The encoder's linears in NF4, as peft-sweep's QLoRA: the pooler and the heads stay
+        # in fp32 (transformers 5 would otherwise make the classifier a Linear4bit, which
+        # peft's modules_to_save copy cannot run: bitsandbytes asserts in its forward).
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_use_double_quant=True,
-                                                           bnb_4bit_compute_dtype=torch.float32)
+                                                           bnb_4bit_compute_dtype=torch.float32,
+                                                           llm_int8_skip_modules=["pooler", "classifier", "cls",
+                                                                                  "pre_classifier", "vocab_transform",
+                                                                                  "vocab_projector"])
     try:
         if mlm:
             model = AutoModelForMaskedLM.from_pretrained(t["base"], **kwargs)
