@@ -271,8 +271,10 @@ log "A: passed"
 
 # ---------------------------------------------------------------- B: preemption
 log "B: cluster/sweep.sbatch, launcher auto, USR1 after the first trial, requeue, resume"
-# the smoke sweep with longer trials, so that the signal lands while trials remain
-sed 's/^max_steps *=.*/max_steps = 150/' "$SMOKE" > "$BASE/jobs/smoke-long.toml"
+# the smoke sweep with longer trials, so that the signal lands while trials remain: 600
+# steps is ~2.5 s a trial with LibTorch 2.x (MKL, AVX-512), where 150 steps (0.6 s) let D's two
+# groups finish all three trials before the TERM of a scancel reached them
+sed 's/^max_steps *=.*/max_steps = 600/' "$SMOKE" > "$BASE/jobs/smoke-long.toml"
 ID=$(OUTPUT=$BASE/jobs/b.h5 SWEEP=$BASE/jobs/smoke-long.toml timeout 30 sbatch --parsable "${COMMON[@]}" \
        --ntasks-per-node=1 -o "$BASE/jobs/b-%j.out" "$REPO/cluster/sweep.sbatch") || fail "sbatch failed"
 end=$(( $(date +%s) + JOB_TIMEOUT ))
