@@ -4,10 +4,10 @@ source "$(dirname "$0")/common.sh"
 write_sweep s.toml "1, 2, 3" 400 1
 "$BIN/peft-sweep" s.toml > run1.log 2>&1 &
 pid=$!
-# TERM right after the first trial is committed, while five remain. (A fixed sleep raced a
+# TERM right after the first trial is committed (its trial_end in the event log), while five remain. (A fixed sleep raced a
 # fast build: LibTorch 2.x with MKL on an AVX-512 CPU ran all six trials in under 8 s.)
 for _ in $(seq 600); do
-  grep -q ' acc [0-9]' run1.log 2>/dev/null && break
+  grep -q '"event":"trial_end"' out.h5.events.jsonl 2>/dev/null && break
   kill -0 $pid 2>/dev/null || break
   sleep 0.1
 done
