@@ -7,7 +7,7 @@
 #      MPI integration tests, the Slurm test, the benchmark smoke run and the interop tier
 #      (ctest label `interop`: peft-sweep against the real libraries), then the analysis
 #      tests (pytest), then the real-data study's quick variant (tests/study/quick.sh:
-#      sweeps/real-cpu-quick.toml on all-MiniLM-L6-v2, SST-2, IMDB and WikiText-2, about 12
+#      sweeps/real-cpu-quick.toml on all-MiniLM-L6-v2, SST-2, IMDB and WikiText-2, about 10
 #      minutes; skipped with a reason without ../shared/data or PyPI).
 #   3. The LibTorch 2.x build into build-torch2/: the LibTorch inside the pinned torch wheel
 #      (CUDA 13), with the CUDA kernels and the NCCL communicator compiled and linked, and
