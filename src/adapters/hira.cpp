@@ -7,6 +7,7 @@
 #include <torch/nn/init.h>
 
 #include "core/error.h"
+#include "model/autocast.h"
 
 namespace peft::adapters {
 namespace F = torch::nn::functional;
@@ -38,6 +39,7 @@ torch::Tensor HiraLinear::forward(const torch::Tensor& x) {
 
 torch::Tensor HiraLinear::delta_weight() const {
   torch::NoGradGuard g;
+  model::AutocastOffGuard fp32;  // merged in the weights' dtype, not B·A rounded to bf16 first
   auto d = base_->effective_weight() * torch::matmul(B_, A_);
   return options_.scale != 1.0 ? d * options_.scale : d;
 }
@@ -54,6 +56,7 @@ void HiraLinear::unmerge() {
   PEFT_CHECK(merged_, "hira adapter is not merged");
   auto& w = dense_base_weight();
   torch::NoGradGuard g;
+  model::AutocastOffGuard fp32;  // under bf16 autocast the factor would be rounded to 2^-8
   auto factor = torch::matmul(B_, A_) * options_.scale + 1.0;
   if (factor.abs().min().item<double>() < 1e-6)
     throw_runtime("cannot unmerge a hira adapter: 1 + scale·B·A has an entry within 1e-6 of zero, W0 is lost");

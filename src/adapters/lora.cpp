@@ -7,6 +7,7 @@
 #include <torch/nn/init.h>
 
 #include "core/error.h"
+#include "model/autocast.h"
 
 namespace peft::adapters {
 namespace F = torch::nn::functional;
@@ -42,6 +43,7 @@ torch::Tensor LoraLinear::forward(const torch::Tensor& x) {
 
 torch::Tensor LoraLinear::delta_weight() const {
   torch::NoGradGuard g;
+  model::AutocastOffGuard fp32;  // merged in the weights' dtype, not B·A rounded to bf16 first
   return torch::matmul(lora_B_->weight, lora_A_->weight) * scale_;
 }
 

@@ -52,4 +52,15 @@ AutocastGuard::~AutocastGuard() {
   set_dtype(type_, prev_dtype_);
 }
 
+AutocastOffGuard::AutocastOffGuard()
+    : prev_cpu_(get_enabled(c10::DeviceType::CPU)), prev_cuda_(get_enabled(c10::DeviceType::CUDA)) {
+  set_enabled(c10::DeviceType::CPU, false);
+  set_enabled(c10::DeviceType::CUDA, false);
+}
+
+AutocastOffGuard::~AutocastOffGuard() {
+  set_enabled(c10::DeviceType::CPU, prev_cpu_);
+  set_enabled(c10::DeviceType::CUDA, prev_cuda_);
+}
+
 }  // namespace peft::model

@@ -22,6 +22,21 @@ class AutocastGuard {
   c10::ScalarType prev_dtype_ = torch::kBFloat16;
 };
 
+/// Autocast off on the CPU and on CUDA for a scope, as it was again after: weight arithmetic
+/// (merging an adapter into its base weight, taking it out again) done in the weights' own
+/// dtype inside a bf16 region, where autocast would round B·A to bf16 first.
+class AutocastOffGuard {
+ public:
+  AutocastOffGuard();
+  ~AutocastOffGuard();
+  AutocastOffGuard(const AutocastOffGuard&) = delete;
+  AutocastOffGuard& operator=(const AutocastOffGuard&) = delete;
+
+ private:
+  bool prev_cpu_ = false;
+  bool prev_cuda_ = false;
+};
+
 /// Whether autocast is on for `type` now (tests: it must be off after a failed forward).
 bool autocast_enabled(c10::DeviceType type);
 

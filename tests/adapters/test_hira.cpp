@@ -10,6 +10,7 @@
 #include "adapters/lora.h"
 #include "adapter_test_util.h"
 #include "core/error.h"
+#include "model/autocast.h"
 
 using namespace peft;
 using namespace peft::adapters;
@@ -119,6 +120,27 @@ TEST(Hira, MergeAndUnmerge) {
   h.unmerge();
   EXPECT_TRUE(torch::allclose(base->weight_param(), w0, 1e-5, 1e-7)) << (base->weight_param() - w0).abs().max().item<double>();
   EXPECT_TRUE(torch::allclose(h.forward(x), unmerged, 1e-5, 1e-5));
+}
+
+// A bf16 trial measures merged inference inside its autocast region: the merge and the unmerge
+// must still be done in fp32 (under autocast B·A came out in bf16, W0 came back 0.4 % off and
+// a factor could round to 0, which failed two demo trials in bf16).
+TEST(Hira, MergeAndUnmergeInsideBf16AutocastAreTheFp32Ones) {
+  auto base = frozen_dense(32, 16, 8);
+  const auto w0 = base->weight_param().clone();
+  HiraLinear h(base, {4, 3.0, 0.0});
+  randomise(h, 9);
+  const auto merged_fp32 = w0 + w0 * torch::matmul(h.hira_B(), h.hira_A()) * 3.0;
+  {
+    model::AutocastGuard bf16(torch::kCPU, true);
+    h.merge();
+    EXPECT_TRUE(torch::allclose(base->weight_param(), merged_fp32, 1e-6, 1e-6))
+        << (base->weight_param() - merged_fp32).abs().max().item<double>();
+    h.unmerge();
+    EXPECT_TRUE(model::autocast_enabled(torch::kCPU));  // the guard put autocast back
+  }
+  EXPECT_EQ(base->weight_param().scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(base->weight_param(), w0, 1e-5, 1e-7)) << (base->weight_param() - w0).abs().max().item<double>();
 }
 
 TEST(Hira, UpdateRankExceedsR) {

@@ -7,6 +7,7 @@
 #include "adapters/lora.h"
 #include "adapter_test_util.h"
 #include "core/error.h"
+#include "model/autocast.h"
 
 using namespace peft;
 using namespace peft::adapters;
@@ -150,6 +151,21 @@ TEST(Lora, MergeAndUnmerge) {
   EXPECT_FALSE(l.merged());
   EXPECT_TRUE(torch::allclose(base->weight_param(), w0, 0, 1e-6));
   EXPECT_TRUE(torch::allclose(l.forward(x), unmerged, 1e-6, 1e-6));
+}
+
+// Merged inference of a bf16 trial runs inside its autocast region: B·A is still taken in fp32.
+TEST(Lora, MergeInsideBf16AutocastIsTheFp32One) {
+  auto base = frozen_dense(32, 24, 10);
+  const auto w0 = base->weight_param().clone();
+  LoraLinear l(base, {4, 8, 0.0, false});
+  randomise(l, 11);
+  const auto merged_fp32 = w0 + 2.0 * torch::matmul(l.lora_B(), l.lora_A());
+  model::AutocastGuard bf16(torch::kCPU, true);
+  l.merge();
+  EXPECT_TRUE(torch::allclose(base->weight_param(), merged_fp32, 1e-6, 1e-6))
+      << (base->weight_param() - merged_fp32).abs().max().item<double>();
+  l.unmerge();
+  EXPECT_TRUE(torch::allclose(base->weight_param(), w0, 0, 1e-6));
 }
 
 TEST(Lora, DropoutOnlyOnTheAdapterPathAndOnlyInTraining) {
