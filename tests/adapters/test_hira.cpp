@@ -123,7 +123,7 @@ TEST(Hira, MergeAndUnmerge) {
 }
 
 // A bf16 trial measures merged inference inside its autocast region: the merge and the unmerge
-// must still be done in fp32 (under autocast B·A came out in bf16, W0 came back 0.4 % off and
+// must still be done in fp32 (under autocast B·A came out in bf16, W0 came back 1e-2 off and
 // a factor could round to 0, which failed two demo trials in bf16).
 TEST(Hira, MergeAndUnmergeInsideBf16AutocastAreTheFp32Ones) {
   auto base = frozen_dense(32, 16, 8);
