@@ -164,20 +164,46 @@ def mlm_blocks(path, split, tok, block_size, cap):
     return torch.cat([cls, body, sep], 1)
 
 
+EVAL_MASK_SEED = 1234  # peft-sweep's DatasetSpec::eval_mask_seed
+
+
 def mask_tokens(blocks, tok, gen):
+    """peft-sweep's masking rule, op for op (src/data/mlm_masking.cpp), so that with the same
+    seed both sides draw the same masks: torch's CPU generator gives the same stream in
+    LibTorch 1.13 and torch 2.x. Eligible: ordinary tokens (ids from the first one that is not
+    [bracketed], 999 in BERT's vocabulary); 15 % of them are selected; one uniform draw then
+    decides the fate of each selected token: < 0.8 [MASK], < 0.9 a random ordinary token,
+    else kept."""
     import torch
-    labels = blocks.clone()
-    special = (blocks == tok.cls_token_id) | (blocks == tok.sep_token_id) | (blocks == tok.pad_token_id)
-    prob = torch.full(blocks.shape, 0.15)
-    prob.masked_fill_(special, 0.0)
-    selected = torch.bernoulli(prob, generator=gen).bool()
-    labels[~selected] = -100
-    inputs = blocks.clone()
-    to_mask = torch.bernoulli(torch.full(blocks.shape, 0.8), generator=gen).bool() & selected
-    inputs[to_mask] = tok.mask_token_id
-    to_random = torch.bernoulli(torch.full(blocks.shape, 0.5), generator=gen).bool() & selected & ~to_mask
-    inputs[to_random] = torch.randint(len(tok), blocks.shape, generator=gen)[to_random]
+    low = random_low(tok)
+    eligible = blocks >= low
+    for s in (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id):
+        if s is not None and s >= low:
+            eligible &= blocks != s
+    selected = (torch.rand(blocks.shape, generator=gen) < 0.15) & eligible
+    fate = torch.rand(blocks.shape, generator=gen)
+    to_mask = (fate < 0.8) & selected
+    to_random = (fate >= 0.8) & (fate < 0.9) & selected
+    random_ids = torch.randint(low, len(tok), blocks.shape, generator=gen)
+    labels = blocks.masked_fill(~selected, -100)
+    inputs = blocks.masked_fill(to_mask, tok.mask_token_id)
+    inputs = torch.where(to_random, random_ids, inputs)
     return inputs, labels
+
+
+_RANDOM_LOW = {}
+
+
+def random_low(tok):
+    """The first id that is not a [bracketed] token: peft-sweep's MaskingOptions::random_low."""
+    if id(tok) in _RANDOM_LOW:
+        return _RANDOM_LOW[id(tok)]
+    ids = tok.convert_ids_to_tokens(list(range(len(tok))))
+    low = 0
+    while low < len(ids) and len(ids[low]) > 2 and ids[low][0] == "[" and ids[low][-1] == "]":
+        low += 1
+    _RANDOM_LOW[id(tok)] = low
+    return low
 
 
 def load_task(t):
@@ -375,7 +401,7 @@ def run_trial(t, threads):
     t1 = time.perf_counter()
     with torch.no_grad():
         if mlm:
-            eg = torch.Generator().manual_seed(12345)
+            eg = torch.Generator().manual_seed(EVAL_MASK_SEED)  # the same masks as peft-sweep's
             inputs, labels = mask_tokens(data["eval"], tok, eg)
             nll, count = 0.0, 0
             for b in range(0, len(inputs), 64):
@@ -458,7 +484,7 @@ def unigram_floor(t):
     tok, data = load_task(t)
     counts = torch.bincount(data["train"].flatten(), minlength=len(tok)).double() + 1.0  # add-one
     logp = (counts / counts.sum()).log()
-    _, labels = mask_tokens(data["eval"], tok, torch.Generator().manual_seed(12345))
+    _, labels = mask_tokens(data["eval"], tok, torch.Generator().manual_seed(EVAL_MASK_SEED))
     lab = labels[labels != -100]
     return {"trial": "wikitext2/unigram", "dataset": "wikitext2", "method": "unigram", "status": "complete",
             "perplexity": math.exp(-logp[lab].mean().item()), "note": "training word-piece frequencies, add-one"}
