@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -31,6 +32,7 @@
 #include "model/autocast.h"
 #include "model/distilbert.h"
 #include "quant/nf4.h"
+#include "quant/nf4_dequant_cpu.h"
 #include "train/adamw.h"
 #include "train/device.h"
 #include "train/trainer.h"
@@ -147,10 +149,28 @@ void bench_nf4(const Options& o, const model::DistilBertConfig& c) {
   auto q = quant::quantize_nf4(w).to(o.device);
   auto dense = w.to(o.device), out = torch::empty_like(dense);
   const double bytes = static_cast<double>(w.numel()) * 4;
-  const double t_deq = median_ms([&] { (void)quant::dequantize_nf4(q); }, o.repeats, o.device);
   const double t_copy = median_ms([&] { out.copy_(dense); }, o.repeats, o.device);
-  std::cout << fmt::format("dequantize {:.3f} ms ({:.1f} GB/s of fp32 written)   fp32 copy {:.3f} ms ({:.1f} GB/s)   dequant/copy {:.2f}\n",
-                           t_deq, bytes / t_deq / 1e6, t_copy, 2 * bytes / t_copy / 1e6, t_deq / t_copy);
+  std::cout << fmt::format("fp32 copy (Tensor::copy_, {} threads) {:.3f} ms: {:.1f} GB/s of fp32 written\n",
+                           o.device.is_cpu() ? at::get_num_threads() : 0, t_copy, bytes / t_copy / 1e6);
+  if (o.device.is_cpu()) {
+    const double t_memcpy = median_ms([&] { std::memcpy(out.data_ptr(), dense.data_ptr(), static_cast<size_t>(bytes)); },
+                                      o.repeats, o.device);
+    std::cout << fmt::format("fp32 std::memcpy (1 thread) {:.3f} ms: {:.1f} GB/s\n", t_memcpy, bytes / t_memcpy / 1e6);
+  }
+  // Every instruction set this CPU has (the fastest is what runs), then bf16 output.
+  const int best = o.device.is_cpu() ? static_cast<int>(quant::nf4_cpu_isa_available()) : 0;
+  for (int level = o.device.is_cpu() ? 0 : best; level <= best; ++level) {
+    if (o.device.is_cpu()) quant::force_nf4_cpu_isa(static_cast<quant::Nf4CpuIsa>(level));
+    const char* isa = o.device.is_cpu() ? quant::nf4_cpu_isa_name(static_cast<quant::Nf4CpuIsa>(level)) : "cuda";
+    for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+      const double t_deq = median_ms([&] { (void)quant::dequantize_nf4(q, dt); }, o.repeats, o.device);
+      const double written = bytes * static_cast<double>(c10::elementSize(dt)) / 4;
+      std::cout << fmt::format("dequantize {:<6} -> {:<8} {:.3f} ms: {:.1f} GB/s written, {:.2f} of the fp32 copy's bandwidth{}\n", isa,
+                               c10::toString(dt), t_deq, written / t_deq / 1e6, (written / t_deq) / (bytes / t_copy),
+                               level == best ? "  (the path that runs)" : "");
+    }
+  }
+  if (o.device.is_cpu()) quant::force_nf4_cpu_isa(quant::Nf4CpuIsa::kAuto);
   std::cout << fmt::format("storage: fp32 {:.2f} MB, NF4 {:.3f} MB ({:.3f} bits per weight)\n", bytes / 1e6, q.storage_bytes() / 1e6,
                            8.0 * static_cast<double>(q.storage_bytes()) / static_cast<double>(w.numel()));
   auto x = torch::randn({o.quick ? 64 : 16 * 64, c.dim}, torch::TensorOptions().device(o.device));

@@ -21,8 +21,24 @@ inline float nf4_block_scale(const float* map, const std::uint8_t* q, const floa
 void fill_block_scales(const std::uint8_t* q, const float* nested, const float* map, float offset,
                        int64_t n_blocks, int nested_blocksize, float* out);
 
+/// The instruction set of the CPU dequantization loops, picked at run time from the CPU (the
+/// binary is built for baseline x86-64): AVX-512 (vpermps over a 16-float table in one
+/// register), AVX2 (two 8-float tables; pshufb byte planes for 16-bit outputs) or scalar. Every
+/// path reads the same per-block table, so their outputs are bit-identical.
+enum class Nf4CpuIsa { kAuto = -1, kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+/// The path dequantize_nf4_cpu takes now.
+Nf4CpuIsa nf4_cpu_isa();
+/// The best path this CPU supports.
+Nf4CpuIsa nf4_cpu_isa_available();
+/// Tests and benchmarks: take `isa` (at most nf4_cpu_isa_available(), else an input error) until
+/// called again with kAuto. Not thread-safe; not for use while a dequantization runs.
+void force_nf4_cpu_isa(Nf4CpuIsa isa);
+const char* nf4_cpu_isa_name(Nf4CpuIsa isa);
+
 /// Dequantize a CPU NF4 weight into a new tensor of shape w.shape and type `dtype`
 /// (float32, float16 or bfloat16): value = T(fp32(nf4[code] * scale[block])).
 torch::Tensor dequantize_nf4_cpu(const NF4Weight& w, torch::ScalarType dtype);
+/// The same into `out` (contiguous, CPU, w.numel() elements of float32, float16 or bfloat16).
+void dequantize_nf4_cpu_into(const NF4Weight& w, const torch::Tensor& out);
 
 }  // namespace peft::quant

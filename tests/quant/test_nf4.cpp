@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "quant/nf4.h"
+#include "quant/nf4_dequant_cpu.h"
 #include "quant/nf4_tables.h"
 #include "test_util.h"
 
@@ -385,6 +386,63 @@ TEST(Nf4Dequant, HalfAndBFloat16OutputsAreTheFp32ResultRoundedOnce) {
     EXPECT_TRUE(torch::equal(y, f32.to(dt))) << c10::toString(dt);
   }
   EXPECT_NE(error_of([&] { dequantize_nf4(w, torch::kFloat64); }).find("Double"), std::string::npos);
+}
+
+// A weight of any block size, with random codes and scales (bitsandbytes checkpoints may use
+// 32..4096; quantize_nf4 writes 64 only).
+NF4Weight random_weight(std::vector<int64_t> shape, int blocksize, uint64_t seed) {
+  torch::manual_seed(seed);
+  NF4Weight w;
+  w.shape = shape;
+  w.blocksize = blocksize;
+  const int64_t n = w.numel();
+  w.packed = torch::randint(0, 256, {(n + 1) / 2, 1}, torch::kUInt8);
+  w.absmax_q = torch::randint(0, 256, {w.n_blocks()}, torch::kUInt8);
+  w.nested_absmax = torch::rand({(w.n_blocks() + w.nested_blocksize - 1) / w.nested_blocksize}) + 0.5;
+  w.nested_quant_map = floats(std::vector<float>(dynamic_map_signed().begin(), dynamic_map_signed().end()));
+  w.quant_map = floats(std::vector<float>(kNF4Code.begin(), kNF4Code.end()));
+  w.offset = 0.03125f;
+  return w;
+}
+
+// Restores the automatic choice when a test ends, failed or not.
+struct IsaGuard {
+  ~IsaGuard() { force_nf4_cpu_isa(Nf4CpuIsa::kAuto); }
+};
+
+TEST(Nf4Dequant, EveryInstructionSetOfThisCpuGivesTheSameBitsAsThePlainReference) {
+  const IsaGuard guard;
+  const Nf4CpuIsa best = nf4_cpu_isa_available();
+  std::printf("NF4 CPU dequantization: best instruction set here %s\n", nf4_cpu_isa_name(best));
+  struct Case { std::vector<int64_t> shape; int blocksize; };
+  // Odd lengths, blocks shorter than one vector, blocks that are not a multiple of the vector,
+  // a partial last block, and more blocks than one parallel task takes.
+  const std::vector<Case> cases = {{{1}, 64},         {{7, 13}, 64},   {{3, 100}, 2},  {{5, 37}, 18},
+                                   {{4, 1000}, 128},  {{9, 511}, 32},  {{3, 4097}, 4096},
+                                   {{2, 64 * 1300 + 5}, 64}};
+  for (int level = 0; level <= static_cast<int>(best); ++level) {
+    const auto isa = static_cast<Nf4CpuIsa>(level);
+    force_nf4_cpu_isa(isa);
+    EXPECT_EQ(nf4_cpu_isa(), isa);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const NF4Weight w = random_weight(cases[i].shape, cases[i].blocksize, 100 + i);
+      const torch::Tensor ref = naive_dequantize(w);
+      const torch::Tensor f32 = dequantize_nf4(w, torch::kFloat32);
+      EXPECT_TRUE(same_bits(f32, ref)) << nf4_cpu_isa_name(isa) << " case " << i;
+      for (auto dt : {torch::kFloat16, torch::kBFloat16})
+        EXPECT_TRUE(torch::equal(dequantize_nf4(w, dt), ref.to(dt)))
+            << nf4_cpu_isa_name(isa) << " case " << i << " " << c10::toString(dt);
+    }
+  }
+  if (best != Nf4CpuIsa::kAvx512)
+    std::printf("(this CPU lacks AVX-512%s: those paths were not run)\n", best == Nf4CpuIsa::kScalar ? " and AVX2" : "");
+}
+
+TEST(Nf4Dequant, ForcingAnInstructionSetTheCpuLacksIsAnError) {
+  const IsaGuard guard;
+  const auto beyond = static_cast<Nf4CpuIsa>(static_cast<int>(nf4_cpu_isa_available()) + 1);
+  EXPECT_NE(error_of([&] { force_nf4_cpu_isa(beyond); }).find("not available"), std::string::npos);
+  EXPECT_EQ(nf4_cpu_isa(), nf4_cpu_isa_available());
 }
 
 TEST(Nf4Quantize, HalfPrecisionWeightsQuantizeAsTheirFp32Values) {
