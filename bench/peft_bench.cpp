@@ -5,6 +5,7 @@
 //   nf4        NF4 dequantization vs copying the fp32 weight; NF4 linear vs dense linear
 //   step       one training step of the trainer vs the eager loop (mean loss, backward,
 //              clip_grad_norm_, AdamW, loss.item()), LoRA r=8 on q_lin,v_lin
+//   inference  the base model's forward (batch 1 and batch 16) vs each method unmerged and merged
 //   allreduce  (under mpirun, ≥ 2 ranks) one all-reduce of the flat gradient buffer vs one
 //              per parameter tensor, through the communicator the trainer uses
 //
@@ -26,6 +27,7 @@
 #include <mpi.h>
 
 #include "adapters/method.h"
+#include "adapters/model_ops.h"
 #include "comm/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
@@ -36,6 +38,7 @@
 #include "train/adamw.h"
 #include "train/device.h"
 #include "train/trainer.h"
+#include "train/inference_bench.h"
 #include "train/method_setup.h"
 #include "train/trial_runner.h"
 
@@ -444,18 +447,75 @@ void bench_allreduce(const Options& o, const model::DistilBertConfig& c) {
   if (!ok) throw std::runtime_error("all-reduce gave a wrong sum");
 }
 
+/// Inference of a trained model as a trial measures it (train::measure_inference: batch-1
+/// latency over 16 rows, throughput at batch 16): the base model (no adapters) against each
+/// method unmerged and, where a dense weight exists, merged. The base is timed before and after
+/// the methods, so drift of the machine during the run shows.
+void bench_inference(const Options& o, model::DistilBertConfig c) {
+  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0.0;
+  const int64_t seq = o.seq > 0 ? o.seq : o.quick ? 16 : 64, batch = o.batch > 0 ? o.batch : 16;
+  const bool bf16 = train::resolve_precision(o.precision, o.device) == "bf16";
+  std::cout << "\n== inference: batch 1 (16 rows of " << seq << " tokens, one by one) and batch " << batch << ", median of "
+            << o.repeats << ", " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
+  FixedSource data(batch, seq, c.vocab_size, train::TaskKind::Classification);
+  auto timed = [&](model::DistilBert& m) {
+    model::AutocastGuard autocast(o.device, bf16);
+    return train::measure_inference(m, train::TaskKind::Classification, data, o.device, batch, o.repeats);
+  };
+  auto model_for = [&](const std::string& method) {
+    TrialSpec spec;
+    spec.method.method = method;
+    spec.train.max_steps = 10;
+    spec.train.precision = bf16 ? "bf16" : "fp32";
+    Options mo = o;
+    mo.task = "cls";
+    auto sm = step_model(mo, c, spec, bf16, true);
+    // B starts at zero (LoRA, HiRA): give it values so that merging really changes the weights.
+    torch::NoGradGuard g;
+    for (auto& p : sm.m->named_parameters(true))
+      if (p.value().requires_grad() && (p.key().find("lora_B") != std::string::npos || p.key().find("hira_B") != std::string::npos))
+        p.value().normal_(0, 0.01);
+    return sm;
+  };
+  std::cout << fmt::format("{:<22} {:>12} {:>10} {:>14} {:>10}\n", "model", "ms, batch 1", "x base", "rows/s, batch", "x base");
+  auto base = model_for("head");
+  const auto b0 = timed(*base.m);
+  auto line = [&](const std::string& name, const train::InferenceStats& st, const train::InferenceStats& ref) {
+    std::cout << fmt::format("{:<22} {:>12.3f} {:>10.3f} {:>14.1f} {:>10.3f}\n", name, st.ms_batch1, st.ms_batch1 / ref.ms_batch1,
+                             st.samples_per_second, ref.samples_per_second / st.samples_per_second);
+  };
+  line("base (no adapters)", b0, b0);
+  std::vector<std::string> methods = {"lora", "hira", "sparse_lora", "qlora"};
+  for (const auto& method : methods) {
+    auto sm = model_for(method);
+    const auto un = timed(*sm.m);
+    line(method + " unmerged", un, b0);
+    if (sm.method == adapters::Method::QLoRA) {
+      std::cout << fmt::format("{:<22} (NF4 base: no dense weight to merge into)\n", method + " merged");
+      continue;
+    }
+    adapters::merge_all(*sm.m);
+    const auto me = timed(*sm.m);
+    line(method + " merged", me, b0);
+    std::cout << fmt::format("{:<22} merged vs unmerged outputs: max |diff| {:.2e}\n", "", (me.probe - un.probe).abs().max().item<double>());
+  }
+  const auto b1 = timed(*base.m);
+  line("base again (drift)", b1, b0);
+  std::cout << "(x base: time over the base model's, > 1 is slower; for throughput the base's rows/s over the model's)\n";
+}
+
 int run(const std::vector<std::string>& args) {
   Options o;
   std::string device = "auto", shape = "base";
   cli::po::options_description desc("peft-bench options");
   desc.add_options()
-      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, step) | optimizer | nf4 | step | allreduce (under mpirun)")
+      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, step, inference) | optimizer | nf4 | step | inference | allreduce (under mpirun)")
       ("device", cli::po::value(&device)->default_value("auto"), "auto | cpu | cuda")
       ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
       ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
       ("steps", cli::po::value(&o.steps)->default_value(8), "timed training steps")
-      ("batch", cli::po::value(&o.batch)->default_value(0), "step: batch size (0: 16, or 4 with --quick)")
-      ("seq", cli::po::value(&o.seq)->default_value(0), "step: tokens per sequence (0: 64, or 16 with --quick)")
+      ("batch", cli::po::value(&o.batch)->default_value(0), "step, inference: batch size (0: 16, or 4 with --quick for step)")
+      ("seq", cli::po::value(&o.seq)->default_value(0), "step, inference: tokens per sequence (0: 64, or 16 with --quick)")
       ("precision", cli::po::value(&o.precision)->default_value("auto"), "step: auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 (CPU autocast on CPU)")
       ("method", cli::po::value(&o.method)->default_value("lora"), "step: lora | sparse_lora | hira | qlora | full | head (r=8, q_lin,v_lin, as a trial sets it up)")
       ("task", cli::po::value(&o.task)->default_value("cls"), "step: cls (sequence classification) | mlm (masked LM, 15% of positions; --seq default 128)")
@@ -468,9 +528,10 @@ int run(const std::vector<std::string>& args) {
   cli::po::positional_options_description pos;
   pos.add("what", 1);
   cli::po::variables_map vm;
-  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|step] [options]", args, desc, vm, &pos)) return 0;
-  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step" && o.what != "allreduce")
-    throw_input("expected all, optimizer, nf4, step or allreduce, found \"{}\"", o.what);
+  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|step|inference] [options]", args, desc, vm, &pos)) return 0;
+  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step" && o.what != "inference" &&
+      o.what != "allreduce")
+    throw_input("expected all, optimizer, nf4, step, inference or allreduce, found \"{}\"", o.what);
   if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
   if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
   if (o.batch < 0 || o.seq < 0) throw_input("--batch and --seq must be >= 0 (0: the default)");
@@ -490,6 +551,7 @@ int run(const std::vector<std::string>& args) {
   if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
   if (o.what == "all" || o.what == "nf4") bench_nf4(o, config);
   if (o.what == "all" || o.what == "step") bench_step(o, config);
+  if (o.what == "all" || o.what == "inference") bench_inference(o, config);
   if (o.what == "allreduce") bench_allreduce(o, config);
   return 0;
 }
