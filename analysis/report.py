@@ -639,6 +639,72 @@ def summary_table(df, dataset):
     return header, rows, bold
 
 
+# ------------------------------------------------- what Sparse LoRA's sparsity saves
+
+SAME_BAND = 0.02   # a ratio within 1 ± 2 % counts as "the same"
+
+
+def sparse_storage_bytes(total, nonzero):
+    """Bytes of an fp32 adapter stored sparsely: a bitmask of every entry plus the nonzero
+    values (the smaller of that and the dense fp32 array)."""
+    return min(4.0 * total, total / 8.0 + 4.0 * nonzero)
+
+
+def sparsity_cost_table(df):
+    """(header, rows, bold) of every Sparse LoRA group (data set, rank, sparsity) against the
+    LoRA trials of the same data set and rank: time per training step, latency unmerged and
+    merged, peak memory, optimizer state and adapter bytes, each as Sparse LoRA over LoRA (means
+    over seeds; < 1 is cheaper), and where it is cheaper and where not. None when no Sparse
+    LoRA group has a LoRA partner."""
+    ok = usable(df)
+    if ok.empty or "sparse_lora" not in set(ok.method) or "lora" not in set(ok.method):
+        return None
+    ok = ok.copy()
+    if "train_seconds" in ok and "train_steps" in ok:
+        ok["step_ms"] = 1000.0 * ok["train_seconds"] / ok["train_steps"].where(ok["train_steps"] > 0)
+    if "adapter_params" in ok:
+        ok["dense_bytes"] = 4.0 * ok["adapter_params"]
+        nz = ok["nonzero_adapter_params"] if "nonzero_adapter_params" in ok else ok["adapter_params"]
+        ok["sparse_bytes"] = [sparse_storage_bytes(t, n) for t, n in zip(ok["adapter_params"], nz)]
+    # (column, label, what LoRA is measured by)
+    ratios = [("step_ms", "time per step", "step_ms"),
+              ("inference_ms_batch1_unmerged", "latency unmerged", "inference_ms_batch1_unmerged"),
+              ("inference_ms_batch1_merged", "latency merged", "inference_ms_batch1_merged"),
+              ("peak_memory_bytes", "peak memory", "peak_memory_bytes"),
+              ("optimizer_device_bytes", "optimizer state", "optimizer_device_bytes"),
+              ("dense_bytes", "adapter file (PEFT layout, zeros stored)", "dense_bytes"),
+              ("sparse_bytes", "adapter stored sparse (bitmask + nonzeros)", "dense_bytes")]
+    ratios = [r for r in ratios if r[0] in ok and r[2] in ok]
+    header = ["data set", "rank", "sparsity", "seeds (Sparse LoRA / LoRA)", "achieved sparsity"] + \
+             [f"{label} (×LoRA)" for _, label, _ in ratios] + ["cheaper in", "not cheaper in"]
+    rows, bold = [], []
+    sp = ok[ok.method == "sparse_lora"]
+    for (ds, r, s), g in sorted(sp.groupby(["dataset", "rank", "sparsity"])):
+        lo = ok[(ok.method == "lora") & (ok.dataset == ds) & (ok["rank"] == r)]
+        if lo.empty:
+            continue
+        cells = [str(ds), str(r), f"{s:g}", f"{len(g)} / {len(lo)}",
+                 format(g["adapter_sparsity"].mean(), ".3f") if "adapter_sparsity" in g else "—"]
+        cheaper, dearer = [], []
+        for col, label, ref in ratios:
+            a, b = g[col].to_numpy(float), lo[ref].to_numpy(float)
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if len(a) == 0 or len(b) == 0 or b.mean() <= 0:
+                cells.append("—")
+                continue
+            q = a.mean() / b.mean()
+            cells.append(format(q, ".3f"))
+            short = label.split(" (")[0]
+            if q < 1 - SAME_BAND:
+                cheaper.append(short)
+            elif q > 1 + SAME_BAND:
+                dearer.append(short)
+        cells += [", ".join(cheaper) or "nothing", ", ".join(dearer) or "nothing"]
+        rows.append(cells)
+        bold.append([False] * len(cells))
+    return (header, rows, bold) if rows else None
+
+
 # ------------------------------------------------------- against transformers + PEFT
 
 FLOOR_METHODS = {"bow_logreg": "bag-of-words logistic regression",
@@ -974,6 +1040,19 @@ def build_report(path, outdir, events=None, metric="last", reference=None):
     for ds in sorted(usable(df).dataset.unique()) if n_ok else []:
         blocks.append(("h3", dataset_label(ds) + f" ({ds})"))
         blocks.append(("table",) + summary_table(df, ds))
+
+    sparse = sparsity_cost_table(df) if n_ok else None
+    if sparse:
+        blocks.append(("h2", "What Sparse LoRA's sparsity saves"))
+        blocks.append(("p", "Each Sparse LoRA group against the LoRA trials of the same data set "
+                            "and rank, as Sparse LoRA's mean over LoRA's (< 1: cheaper; within "
+                            f"±{SAME_BAND:.0%} counts as the same). Pruned entries are zeros in "
+                            "dense tensors: the step, the unmerged forward and the optimizer "
+                            "state keep their dense shapes, and the PEFT adapter file stores the "
+                            "zeros; only an adapter stored sparsely (a bitmask plus the nonzero "
+                            "fp32 values) is smaller. Structured pruning does not shrink the rank "
+                            "yet."))
+        blocks.append(("table",) + sparse)
 
     if reference:
         blocks += reference_blocks(df, reference)

@@ -480,3 +480,35 @@ def test_a_bad_reference_file_is_refused(results, tmp_path):
                             str(path), "--no-events"], capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
         assert str(path) in r.stderr and says in r.stderr
+
+
+def test_sparsity_cost_table_shows_where_sparse_lora_is_cheaper_and_where_not():
+    import pandas as pd
+    rep = _load_report_module()
+
+    def trial(method, seed, step_s, unmerged, merged, nonzero, sparsity=0.0):
+        return {"status": "complete", "method": method, "dataset": "sst2", "rank": 8,
+                "sparsity": sparsity, "seed": seed, "accuracy": 0.8,
+                "train_seconds": 10 * step_s, "train_steps": 10.0,
+                "inference_ms_batch1_unmerged": unmerged, "inference_ms_batch1_merged": merged,
+                "peak_memory_bytes": 1e8, "optimizer_device_bytes": 8e6,
+                "adapter_params": 1e6, "nonzero_adapter_params": nonzero,
+                "adapter_sparsity": 1 - nonzero / 1e6}
+    df = pd.DataFrame([trial("lora", 1, 1.0, 10.0, 9.0, 1e6), trial("lora", 2, 1.0, 10.0, 9.0, 1e6),
+                       trial("sparse_lora", 1, 1.2, 10.1, 9.0, 2.5e5, 0.75),
+                       trial("sparse_lora", 2, 1.2, 10.1, 9.0, 2.5e5, 0.75),
+                       trial("head", 1, 0.5, 8.0, 8.0, 0)])
+    header, rows, _ = rep.sparsity_cost_table(df)
+    assert len(rows) == 1
+    row = dict(zip(header, rows[0]))
+    assert row["seeds (Sparse LoRA / LoRA)"] == "2 / 2"
+    assert row["achieved sparsity"] == "0.750"
+    assert row["time per step (×LoRA)"] == "1.200"
+    assert row["latency unmerged (×LoRA)"] == "1.010"          # within ±2 %: the same
+    assert row["adapter file (PEFT layout, zeros stored) (×LoRA)"] == "1.000"
+    # a bitmask of 1e6 entries (125 kB) plus 2.5e5 fp32 values (1 MB) over 4 MB
+    assert row["adapter stored sparse (bitmask + nonzeros) (×LoRA)"] == "0.281"
+    assert row["cheaper in"] == "adapter stored sparse"
+    assert row["not cheaper in"] == "time per step"
+    # without a LoRA partner there is nothing to compare
+    assert rep.sparsity_cost_table(df[df.method != "lora"]) is None
