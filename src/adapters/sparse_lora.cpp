@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/functional/linear.h>
+
 #include "core/error.h"
 
 namespace peft::adapters {
@@ -75,6 +78,39 @@ SparseLoraLinear::SparseLoraLinear(std::shared_ptr<model::LinearBase> base, cons
   sparse_.validate();
   mask_A_ = lora_A_->register_buffer("weight_mask", torch::ones_like(lora_A_->weight, torch::requires_grad(false)));
   mask_B_ = lora_B_->register_buffer("weight_mask", torch::ones_like(lora_B_->weight, torch::requires_grad(false)));
+}
+
+void SparseLoraLinear::refresh_live_channels() {
+  if (mask_A_._version() == mask_A_version_ && mask_B_._version() == mask_B_version_) return;
+  torch::NoGradGuard g;
+  const auto alive = ((mask_A_ != 0).any(1).logical_and((mask_B_ != 0).any(0))).to(torch::kCPU);  // [r]
+  const auto* a = alive.data_ptr<bool>();
+  live_.clear();
+  for (int64_t i = 0; i < alive.numel(); ++i)
+    if (a[i]) live_.push_back(i);
+  live_index_ = torch::Tensor();
+  mask_A_version_ = mask_A_._version();
+  mask_B_version_ = mask_B_._version();
+}
+
+int64_t SparseLoraLinear::live_rank() {
+  refresh_live_channels();
+  return static_cast<int64_t>(live_.size());
+}
+
+torch::Tensor SparseLoraLinear::forward(const torch::Tensor& x) {
+  if (merged_) return base_->forward(x);
+  refresh_live_channels();
+  if (static_cast<int64_t>(live_.size()) == options_.rank) return LoraLinear::forward(x);
+  const auto& A = lora_A_->weight;
+  if (!live_index_.defined() || live_index_.device() != A.device())
+    live_index_ = torch::tensor(live_, torch::TensorOptions().dtype(torch::kLong)).to(A.device());
+  namespace F = torch::nn::functional;
+  auto result = base_->forward(x);
+  auto h = (options_.dropout > 0.0 && is_training()) ? F::dropout(x, F::DropoutFuncOptions().p(options_.dropout).training(true)) : x;
+  // r' = 0 (every channel pruned) still runs: [T, 0] products, zeros out, zero gradients.
+  h = F::linear(h, A.index_select(0, live_index_)) * scale_;
+  return result + F::linear(h, lora_B_->weight.index_select(1, live_index_));
 }
 
 torch::Tensor SparseLoraLinear::penalty() {

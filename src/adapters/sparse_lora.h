@@ -24,6 +24,18 @@
 // magnitude: schedules start at step >= 1, and meaningful ones after some training.
 // Saved in PEFT's layout this is a plain LORA adapter whose pruned entries are zeros; the masks
 // are implicit in those zeros (restore_masks_from_zeros()).
+//
+// Dead channels leave the computation. A rank channel i is dead when row i of A's mask or
+// column i of B's mask is all zero (every pruned channel of a structured prune; rarely one of
+// an unstructured one): it adds exactly nothing to the output, and its gradients are zero
+// after masking anyway. The unmerged forward then runs its two thin products at the live rank
+// r' only, on A[live, :] and B[:, live] (index_select, whose backward scatters the gradients
+// of the live channels into A's and B's full-rank gradients, zeros elsewhere). The parameters,
+// their gradients and the optimizer state keep the full rank r, so the flat optimizer and
+// all-reduce buffers, trial checkpoints and PEFT's file layout are unchanged. The live set is
+// recomputed (one host read) only when a mask has changed since the last forward pass, which
+// the masks' version counters tell without touching the data: at a prune or a load, not per
+// step.
 #include <optional>
 
 #include "adapters/lora.h"
@@ -62,6 +74,11 @@ class SparseLoraLinear : public LoraLinear {
  public:
   SparseLoraLinear(std::shared_ptr<model::LinearBase> base, const LoraOptions& lora, const SparseOptions& sparse);
 
+  /// LoRA's forward at the live rank (see above): at the full rank until a channel dies.
+  torch::Tensor forward(const torch::Tensor& x) override;
+  /// Rank channels that still contribute (r until pruning removes one).
+  int64_t live_rank();
+
   std::string kind() const override { return "sparse_lora"; }
   const SparseOptions& sparse_options() const { return sparse_; }
   const torch::Tensor& mask_A() const { return mask_A_; }
@@ -82,9 +99,14 @@ class SparseLoraLinear : public LoraLinear {
  private:
   void prune_unstructured(double sparsity);
   void prune_structured(double sparsity);
+  /// Recomputes the live channels when a mask's version counter has moved.
+  void refresh_live_channels();
 
   SparseOptions sparse_;
   torch::Tensor mask_A_, mask_B_;
+  int64_t mask_A_version_ = -1, mask_B_version_ = -1;  // of the masks the live set was taken from
+  std::vector<int64_t> live_;                           // live channel indices (host)
+  torch::Tensor live_index_;                            // the same on the weights' device, made on first use
 };
 
 }  // namespace peft::adapters

@@ -234,3 +234,52 @@ TEST(SparseLora, RestoreMasksFromZeros) {
   EXPECT_EQ(zeros(l->mask_A()), 12);
   EXPECT_EQ(zeros(l->mask_B()), 0);
 }
+
+TEST(SparseLora, DeadChannelsLeaveTheComputation) {
+  // After a structured prune the unmerged forward runs at the live rank; its outputs and
+  // gradients are those of the full-rank product with the dead channels zero.
+  SparseOptions o;
+  o.granularity = PruneGranularity::Structured;
+  auto l = make(24, 16, 8, o, 11);
+  EXPECT_EQ(l->live_rank(), 8);
+  l->prune_to(0.5);
+  EXPECT_EQ(l->live_rank(), 4);
+  torch::manual_seed(3);
+  auto x = torch::randn({5, 24});
+  auto out = l->forward(x);
+  out.pow(2).sum().backward();
+  auto A = l->lora_A().detach().clone().requires_grad_(true), B = l->lora_B().detach().clone().requires_grad_(true);
+  auto ref = l->base()->forward(x) + torch::matmul(torch::matmul(x, A.t()) * l->scaling(), B.t());
+  ref.pow(2).sum().backward();
+  EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(l->lora_A().grad(), A.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(l->lora_B().grad(), B.grad(), 1e-5, 1e-5));
+  auto dead = (l->mask_A().sum(1) == 0);
+  EXPECT_EQ(l->lora_A().grad().index({dead}).count_nonzero().item<int64_t>(), 0);  // no gradient reaches a dead channel
+  EXPECT_EQ(l->lora_B().grad().t().index({dead}).count_nonzero().item<int64_t>(), 0);
+
+  // A mask written by a load (copy_) is seen at the next forward pass.
+  {
+    torch::NoGradGuard g;
+    torch::Tensor m = l->mask_A();  // the same storage
+    m.index_put_({0}, 0.0);
+  }
+  const int64_t expect = 8 - (l->mask_A().sum(1) == 0).sum().item<int64_t>();
+  EXPECT_EQ(l->live_rank(), expect);
+
+  // Every channel pruned: the adapter adds nothing, and backward still gives (zero) gradients.
+  auto z = make(24, 16, 8, o, 12);
+  z->prune_to(0.95);  // round(0.95·8) = 8 channels
+  EXPECT_EQ(z->live_rank(), 0);
+  auto zo = z->forward(x);
+  EXPECT_TRUE(torch::allclose(zo, z->base()->forward(x), 1e-6, 1e-6));
+  zo.sum().backward();
+  ASSERT_TRUE(z->lora_A().grad().defined());
+  EXPECT_EQ(z->lora_A().grad().count_nonzero().item<int64_t>(), 0);
+
+  // Merged, the base weight carries the live channels: the same outputs as unmerged.
+  torch::NoGradGuard g;
+  auto un = l->forward(x);
+  l->merge();
+  EXPECT_TRUE(torch::allclose(l->forward(x), un, 1e-5, 1e-5));
+}
