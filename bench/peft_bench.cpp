@@ -20,14 +20,17 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include <mpi.h>
 
+#include "adapters/inject.h"
 #include "adapters/method.h"
 #include "adapters/model_ops.h"
+#include "adapters/sparse_lora.h"
 #include "comm/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
@@ -59,6 +62,8 @@ struct Options {
   std::string task = "cls";     // step: cls | mlm
   double sparsity = 0.5;        // step, sparse_lora
   bool structured = false;      // step, sparse_lora
+  int64_t rank = 8;             // step, inference: adapter rank
+  std::vector<std::string> targets = {"q_lin", "v_lin"};  // step, inference: adapted linears
   bool trainer_only = false;    // step: no eager loop
   bool sgemm = true;            // step: time the dominant gemm too
   int threads = 0;              // 0: every allowed core
@@ -291,6 +296,9 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
   const auto kind = mlm ? train::TaskKind::MLM : train::TaskKind::Classification;
   TrialSpec spec;
   spec.method.method = o.method;
+  spec.method.rank = o.rank;
+  spec.method.alpha = 2.0 * static_cast<double>(o.rank);  // alpha/r = 2 at every rank, as r=8, alpha 16
+  spec.method.targets = o.targets;
   spec.method.sparsity = o.method == "sparse_lora" ? o.sparsity : 0.0;
   spec.method.structured = o.structured;
   spec.method.prune_schedule = "oneshot";  // at step 1 of each fit: the timed steps run pruned
@@ -301,7 +309,9 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
   s.lr = 1e-3;
   s.warmup_ratio = 0.0;
   s.precision = bf16 ? "bf16" : "fp32";
-  std::cout << "\n== step: " << o.method << (o.method == "full" || o.method == "head" ? "" : " r=8 q_lin,v_lin")
+  std::cout << "\n== step: " << o.method
+            << (o.method == "full" || o.method == "head" ? "" : fmt::format(" r={} {}", o.rank, fmt::join(o.targets, ",")))
+            << (o.method == "sparse_lora" ? fmt::format(" sparsity {} {}", o.sparsity, o.structured ? "structured" : "unstructured") : "")
             << (mlm ? " (MLM)" : " + head") << ", batch " << batch << " x " << seq << " tokens, " << o.steps
             << " steps after as many warm-up steps, " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
   FixedSource data(batch, seq, c.vocab_size, kind);
@@ -456,15 +466,22 @@ void bench_inference(const Options& o, model::DistilBertConfig c) {
   const int64_t seq = o.seq > 0 ? o.seq : o.quick ? 16 : 64, batch = o.batch > 0 ? o.batch : 16;
   const bool bf16 = train::resolve_precision(o.precision, o.device) == "bf16";
   std::cout << "\n== inference: batch 1 (16 rows of " << seq << " tokens, one by one) and batch " << batch << ", median of "
-            << o.repeats << ", " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << "\n";
+            << o.repeats << ", " << o.device.str() << (bf16 ? " bf16 autocast" : " fp32") << ", adapters r=" << o.rank << " on "
+            << fmt::format("{}", fmt::join(o.targets, ",")) << "\n";
   FixedSource data(batch, seq, c.vocab_size, train::TaskKind::Classification);
   auto timed = [&](model::DistilBert& m) {
     model::AutocastGuard autocast(o.device, bf16);
     return train::measure_inference(m, train::TaskKind::Classification, data, o.device, batch, o.repeats);
   };
-  auto model_for = [&](const std::string& method) {
+  // Sparse LoRA is pruned to --sparsity before it is timed, unstructured and structured: dead
+  // rank channels leave the unmerged computation (sparse_lora.h), unstructured zeros do not.
+  auto model_for = [&](const std::string& method, bool structured = false) {
     TrialSpec spec;
     spec.method.method = method;
+    spec.method.rank = o.rank;
+    spec.method.alpha = 2.0 * static_cast<double>(o.rank);
+    spec.method.targets = o.targets;
+    spec.method.structured = structured;
     spec.train.max_steps = 10;
     spec.train.precision = bf16 ? "bf16" : "fp32";
     Options mo = o;
@@ -475,6 +492,12 @@ void bench_inference(const Options& o, model::DistilBertConfig c) {
     for (auto& p : sm.m->named_parameters(true))
       if (p.value().requires_grad() && (p.key().find("lora_B") != std::string::npos || p.key().find("hira_B") != std::string::npos))
         p.value().normal_(0, 0.01);
+    if (method == "sparse_lora")
+      for (auto& r : adapters::find_adapters(*sm.m)) {
+        auto sp = std::dynamic_pointer_cast<adapters::SparseLoraLinear>(r.adapter);
+        PEFT_CHECK(sp != nullptr, "sparse_lora model without a SparseLoraLinear at {}", r.path);
+        sp->prune_to(o.sparsity);  // with the granularity of spec.method.structured
+      }
     return sm;
   };
   std::cout << fmt::format("{:<22} {:>12} {:>10} {:>14} {:>10}\n", "model", "ms, batch 1", "x base", "rows/s, batch", "x base");
@@ -485,18 +508,20 @@ void bench_inference(const Options& o, model::DistilBertConfig c) {
                              st.samples_per_second, ref.samples_per_second / st.samples_per_second);
   };
   line("base (no adapters)", b0, b0);
-  std::vector<std::string> methods = {"lora", "hira", "sparse_lora", "qlora"};
-  for (const auto& method : methods) {
-    auto sm = model_for(method);
+  const std::vector<std::pair<std::string, bool>> methods = {
+      {"lora", false}, {"hira", false}, {"sparse_lora", false}, {"sparse_lora", true}, {"qlora", false}};
+  for (const auto& [method, structured] : methods) {
+    auto sm = model_for(method, structured);
     const auto un = timed(*sm.m);
-    line(method + " unmerged", un, b0);
+    const std::string name = method == "sparse_lora" ? fmt::format("sparse {}{:g}", structured ? "str " : "", o.sparsity) : method;
+    line(name + " unmerged", un, b0);
     if (sm.method == adapters::Method::QLoRA) {
-      std::cout << fmt::format("{:<22} (NF4 base: no dense weight to merge into)\n", method + " merged");
+      std::cout << fmt::format("{:<22} (NF4 base: no dense weight to merge into)\n", name + " merged");
       continue;
     }
     adapters::merge_all(*sm.m);
     const auto me = timed(*sm.m);
-    line(method + " merged", me, b0);
+    line(name + " merged", me, b0);
     std::cout << fmt::format("{:<22} merged vs unmerged outputs: max |diff| {:.2e}\n", "", (me.probe - un.probe).abs().max().item<double>());
   }
   const auto b1 = timed(*base.m);
@@ -506,7 +531,7 @@ void bench_inference(const Options& o, model::DistilBertConfig c) {
 
 int run(const std::vector<std::string>& args) {
   Options o;
-  std::string device = "auto", shape = "base";
+  std::string device = "auto", shape = "base", targets;
   cli::po::options_description desc("peft-bench options");
   desc.add_options()
       ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, step, inference) | optimizer | nf4 | step | inference | allreduce (under mpirun)")
@@ -517,10 +542,12 @@ int run(const std::vector<std::string>& args) {
       ("batch", cli::po::value(&o.batch)->default_value(0), "step, inference: batch size (0: 16, or 4 with --quick for step)")
       ("seq", cli::po::value(&o.seq)->default_value(0), "step, inference: tokens per sequence (0: 64, or 16 with --quick)")
       ("precision", cli::po::value(&o.precision)->default_value("auto"), "step: auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 (CPU autocast on CPU)")
-      ("method", cli::po::value(&o.method)->default_value("lora"), "step: lora | sparse_lora | hira | qlora | full | head (r=8, q_lin,v_lin, as a trial sets it up)")
+      ("method", cli::po::value(&o.method)->default_value("lora"), "step: lora | sparse_lora | hira | qlora | full | head (--rank, --targets; as a trial sets it up)")
       ("task", cli::po::value(&o.task)->default_value("cls"), "step: cls (sequence classification) | mlm (masked LM, 15% of positions; --seq default 128)")
-      ("sparsity", cli::po::value(&o.sparsity)->default_value(0.5), "step, sparse_lora: target sparsity (one-shot pruning after the first step of each fit)")
+      ("sparsity", cli::po::value(&o.sparsity)->default_value(0.5), "step, inference: Sparse LoRA's target sparsity (step: one-shot pruning after the first step of each fit)")
       ("structured", cli::po::bool_switch(&o.structured), "step, sparse_lora: prune whole rank channels")
+      ("rank", cli::po::value(&o.rank)->default_value(8), "step, inference: adapter rank r (alpha = 2r)")
+      ("targets", cli::po::value(&targets)->default_value("q_lin,v_lin"), "step, inference: adapted linears, comma-separated (q_lin,k_lin,v_lin,out_lin,lin1,lin2)")
       ("trainer-only", cli::po::bool_switch(&o.trainer_only), "step: time the trainer only, not the C++ eager loop")
       ("no-sgemm", "step: don't time the dominant gemm")
       ("threads", cli::po::value(&o.threads)->default_value(0), "intra-op threads (0: every allowed core)")
@@ -541,6 +568,14 @@ int run(const std::vector<std::string>& args) {
   (void)adapters::parse_method(o.method);  // names the accepted methods when wrong
   if (o.sparsity < 0 || o.sparsity >= 1) throw_input("--sparsity: expected a value in [0, 1), found {}", o.sparsity);
   if (o.threads < 0) throw_input("--threads must be >= 0 (0: every allowed core)");
+  if (o.rank < 1) throw_input("--rank must be >= 1, found {}", o.rank);
+  o.targets.clear();
+  for (std::size_t at = 0; at <= targets.size();) {
+    const auto comma = std::min(targets.find(',', at), targets.size());
+    if (comma == at) throw_input("--targets: expected comma-separated linear names, found \"{}\"", targets);
+    o.targets.push_back(targets.substr(at, comma - at));
+    at = comma + 1;
+  }
   o.sgemm = vm.count("no-sgemm") == 0;
   if (o.quick) shape = "tiny", o.repeats = std::min(o.repeats, 2), o.steps = std::min(o.steps, 2);
   o.device = train::resolve_device(device);
