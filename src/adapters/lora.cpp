@@ -33,12 +33,16 @@ LoraLinear::LoraLinear(std::shared_ptr<model::LinearBase> base, const LoraOption
 }
 
 torch::Tensor LoraLinear::forward(const torch::Tensor& x) {
+  if (merged_) return base_->forward(x);
+  return forward_with(x, lora_A_->weight, lora_B_->weight);
+}
+
+torch::Tensor LoraLinear::forward_with(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B) {
   auto result = base_->forward(x);
-  if (merged_) return result;
   auto h = (options_.dropout > 0.0 && is_training()) ? F::dropout(x, F::DropoutFuncOptions().p(options_.dropout).training(true)) : x;
   // Scaling the r-wide intermediate is cheaper than scaling the output.
-  h = F::linear(h, lora_A_->weight) * scale_;
-  return result + F::linear(h, lora_B_->weight);
+  h = F::linear(h, A) * scale_;
+  return result + F::linear(h, B);
 }
 
 torch::Tensor LoraLinear::delta_weight() const {

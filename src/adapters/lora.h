@@ -42,6 +42,8 @@ class LoraLinear : public AdapterLinear {
 
  protected:
   void assign_peft_tensors(const std::map<std::string, torch::Tensor>& by_suffix) override;
+  /// base(x) + scale·((dropout(x)·Aᵀ)·Bᵀ) with the given factors (the full ones, or Sparse LoRA's live channels).
+  torch::Tensor forward_with(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B);
 
   LoraOptions options_;
   double scale_;

@@ -3,9 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include <torch/nn/functional/dropout.h>
-#include <torch/nn/functional/linear.h>
-
 #include "core/error.h"
 
 namespace peft::adapters {
@@ -101,16 +98,12 @@ int64_t SparseLoraLinear::live_rank() {
 torch::Tensor SparseLoraLinear::forward(const torch::Tensor& x) {
   if (merged_) return base_->forward(x);
   refresh_live_channels();
-  if (static_cast<int64_t>(live_.size()) == options_.rank) return LoraLinear::forward(x);
   const auto& A = lora_A_->weight;
+  if (static_cast<int64_t>(live_.size()) == options_.rank) return forward_with(x, A, lora_B_->weight);
   if (!live_index_.defined() || live_index_.device() != A.device())
     live_index_ = torch::tensor(live_, torch::TensorOptions().dtype(torch::kLong)).to(A.device());
-  namespace F = torch::nn::functional;
-  auto result = base_->forward(x);
-  auto h = (options_.dropout > 0.0 && is_training()) ? F::dropout(x, F::DropoutFuncOptions().p(options_.dropout).training(true)) : x;
   // r' = 0 (every channel pruned) still runs: [T, 0] products, zeros out, zero gradients.
-  h = F::linear(h, A.index_select(0, live_index_)) * scale_;
-  return result + F::linear(h, lora_B_->weight.index_select(1, live_index_));
+  return forward_with(x, A.index_select(0, live_index_), lora_B_->weight.index_select(1, live_index_));
 }
 
 torch::Tensor SparseLoraLinear::penalty() {
