@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -347,10 +348,21 @@ int run_sweep(const SweepOptions& opt) {
     try {
       fold_parts(spec.output);
       auto store = ResultStore::open_read(spec.output);
-      const auto done = store.completed_ids();
-      std::size_t complete = 0;
-      for (const auto& t : trials) complete += done.count(t.id);
-      spdlog::info("{}: {}/{} trials complete{}", spec.output, complete, trials.size(), interrupted ? " (interrupted: rerun with --resume)" : "");
+      // This sweep's trials by status. A failed or diverged trial is a recorded result, so
+      // the run still exits 0 (a job array's afterok merge must run); the line says so.
+      std::set<std::string> ids;
+      for (const auto& t : trials) ids.insert(t.id);
+      std::map<std::string, std::size_t> by_status;
+      for (const auto& row : store.summary())
+        if (ids.count(row.id)) ++by_status[row.status];
+      std::string others;
+      for (const auto& [status, n] : by_status)
+        if (status != "complete") others += fmt::format(", {} {}", n, status);
+      // A warning when trials failed, so that it shows at every log level but error.
+      spdlog::log(by_status.count("failed") ? spdlog::level::warn : spdlog::level::info, "{}: {}/{} trials complete{}{}",
+                  spec.output, by_status["complete"], trials.size(), others,
+                  interrupted ? " (interrupted: rerun with --resume)"
+                              : (others.empty() ? "" : fmt::format(" (peft-sweep status {} lists them)", spec.output)));
     } catch (const std::exception& e) {
       spdlog::error("merging the part files into {} failed: {} (the part files are kept; rerun with --resume)", spec.output, e.what());
       exit_code = 1;

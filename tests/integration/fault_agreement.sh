@@ -36,6 +36,8 @@ run_case() {  # $1 ranks = dp, $2 fault, $3 expected error text
   ((rc != 124)) || { cat run.log; fail "dp=$n $fault: hung (killed after 300 s)"; }
   ((rc == 0)) || { cat run.log; fail "dp=$n $fault: exit code $rc"; }
   check "$out" 1 1 "$text" || { cat run.log; fail "dp=$n $fault"; }
+  # exit 0 (a failed trial is a result), and the end-of-run line counts the failure
+  grep -q "1/2 trials complete, 1 failed (peft-sweep status" run.log || { cat run.log; fail "dp=$n $fault: the end-of-run line does not count the failed trial"; }
 }
 
 run_case 2 "rank=1,step=3,what=throw" "rank 1 of group 0 (world rank 1): PEFT_TEST_FAULT: injected exception at step 3 on rank 1"
