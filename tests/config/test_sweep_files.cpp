@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -76,6 +77,44 @@ TEST(SweepFiles, FullNeedsTheDataForARealRun) {
     const std::string message = e.what();
     for (const char* key : {"model.checkpoint", "datasets.sst2.path", "datasets.imdb.path", "datasets.wikitext2.path"})
       EXPECT_TRUE(testing::contains(message, key));
+  }
+}
+
+// The real-data study's variants share trial ids with it, so their results line up with the
+// full study's (README, "The study on real data on 2 cores"): the quick variant is its seed 1,
+// the SST-2 seed spread's seeds 1-3 are its HiRA and head-only SST-2 trials; the IMDB sizing
+// run has 62 steps per trial and ids of its own (another data cap).
+std::set<std::string> real_cpu_ids(const std::string& file) {
+  std::set<std::string> ids;
+  for (const TrialSpec& t : expand(parse_sweep_file(kSweeps + file, /*check_paths=*/false))) ids.insert(t.id);
+  return ids;
+}
+
+TEST(SweepFiles, RealCpuVariantsShareTheStudysTrialIds) {
+  const auto full = real_cpu_ids("real-cpu.toml");
+  EXPECT_EQ(full.size(), 54u);
+  const auto quick = real_cpu_ids("real-cpu-quick.toml");
+  EXPECT_EQ(quick.size(), 18u);
+  for (const auto& id : quick) EXPECT_TRUE(full.count(id)) << "real-cpu-quick.toml: " << id << " not in real-cpu.toml";
+
+  const auto seeds = expand(parse_sweep_file(kSweeps + "real-cpu-sst2-seeds.toml", /*check_paths=*/false));
+  EXPECT_EQ(seeds.size(), 16u);
+  int shared = 0;
+  for (const TrialSpec& t : seeds) {
+    EXPECT_EQ(t.dataset.name, "sst2");
+    if (t.seed <= 3) {
+      EXPECT_TRUE(full.count(t.id)) << "real-cpu-sst2-seeds.toml: " << t.id << " (seed " << t.seed << ") not in real-cpu.toml";
+      ++shared;
+    }
+  }
+  EXPECT_EQ(shared, 6);
+
+  const auto imdb = expand(parse_sweep_file(kSweeps + "real-cpu-imdb-1000.toml", /*check_paths=*/false));
+  EXPECT_EQ(imdb.size(), 6u);
+  for (const TrialSpec& t : imdb) {
+    EXPECT_EQ(t.dataset.max_train, 1000);
+    EXPECT_EQ(t.train.eval_every, 16);
+    EXPECT_FALSE(full.count(t.id));
   }
 }
 
