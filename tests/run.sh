@@ -91,9 +91,10 @@ if [[ -n $INTEROP_PY ]]; then
     # The interop tier ran against the default build already; here the C++ suite, the MPI
     # integration tests and the benchmark's own smoke run. Left out, as they test scripts and
     # launchers that do not change with LibTorch and ran in step 2: the Slurm cluster, the
-    # two-host launch, the Python side of the benchmark and the GPU script's syntax check.
+    # two-host launch, the Python side of the benchmark (compare_step, bench/all.sh) and the GPU
+    # script's syntax check.
     phase "test: C++ suite (LibTorch 2.x)" ctest --test-dir build-torch2 --output-on-failure -j "$(nproc)" --timeout 900 \
-      -LE 'interop|cluster|gpu-script' -E '^(integration\.two_hosts|bench\.compare_step)$'
+      -LE 'interop|cluster|gpu-script' -E '^(integration\.two_hosts|bench\.compare_step|bench\.all_quick)$'
   fi
 else
   echo "LibTorch 2.x tier skipped: the pinned torch wheel is not installed (PyPI unreachable)"
