@@ -47,6 +47,7 @@ phase "install: Debian packages" bash launch/install-deps.sh || exit 1
 # build compiles (CPU bound); its output is printed once the build is done.
 INTEROP_PY=""
 interop_tmp=$(mktemp -d)
+trap 'rm -rf "$interop_tmp"' EXIT
 (
   t0=$(date +%s)
   bash tests/interop/setup.sh >"$interop_tmp/out" 2>"$interop_tmp/err"
