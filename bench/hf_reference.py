@@ -326,7 +326,9 @@ def run_trial(t, threads):
                                for (h, d), ps in groups.items()], betas=(0.9, 0.999), eps=1e-8)
     n_train = len(data["train"]) if mlm else len(data["train"][0])
     bs = tr["batch_size"]
-    per_epoch = max(1, n_train // bs) if mlm else max(1, math.ceil(n_train / bs))
+    # src/train/task_source.cpp drops the last partial batch of every epoch, classification
+    # and MLM alike, so the step count, the schedule and the samples seen are the same here.
+    per_epoch = max(1, n_train // bs)
     total = tr["max_steps"] if tr["max_steps"] > 0 else tr["epochs"] * per_epoch
     warm = int(math.ceil(tr["warmup_ratio"] * total))
 
@@ -353,7 +355,7 @@ def run_trial(t, threads):
     samples = 0
     while step < total:
         order = torch.randperm(n_train, generator=gen)
-        n_batches = n_train // bs if mlm else math.ceil(n_train / bs)
+        n_batches = n_train // bs
         for b in range(n_batches):
             if step >= total:
                 break
