@@ -110,7 +110,7 @@ TEST(SweepFiles, RealCpuVariantsShareTheStudysTrialIds) {
   EXPECT_EQ(shared, 6);
 
   const auto imdb = expand(parse_sweep_file(kSweeps + "real-cpu-imdb-1000.toml", /*check_paths=*/false));
-  EXPECT_EQ(imdb.size(), 6u);
+  EXPECT_EQ(imdb.size(), 18u);  // 6 methods x seeds 1-3
   for (const TrialSpec& t : imdb) {
     EXPECT_EQ(t.dataset.max_train, 1000);
     EXPECT_EQ(t.train.eval_every, 16);
