@@ -41,15 +41,16 @@ part() {  # part NAME COMMAND...: runs it, tees its output to $out/NAME.txt when
   if [[ -n $out ]]; then "$@" 2>&1 | tee "$out/$name.txt"; rc=${PIPESTATUS[0]}; else "$@"; rc=$?; fi
   ((rc == 0)) || failed+=("$name (exit $rc)")
 }
-json() { [[ -n $out ]] && echo "--json" "$out/$1.json"; }
+json_fp32=() json_bf16=()  # compare_step --json FILE, as arrays so that an --out with spaces stays one word
+[[ -n $out ]] && json_fp32=(--json "$out/step_fp32.json") json_bf16=(--json "$out/step_bf16.json")
 
 echo "bench/all.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $( (grep -q avx512_bf16 /proc/cpuinfo && echo 'AVX-512 BF16') || (grep -q avx2 /proc/cpuinfo && echo 'AVX2') || echo 'no AVX2')"
 if ((quick)); then
   part components "$BENCH" all --quick --threads "$threads"
   part sparse_structured "$BENCH" step --shape tiny --method sparse_lora --structured --rank 32 \
     --targets q_lin,k_lin,v_lin,out_lin,lin1,lin2 --trainer-only --threads "$threads" --steps 4 --no-sgemm
-  part step_fp32 python3 bench/compare_step.py --quick --threads "$threads" --bench "$BENCH" $(json step_fp32)
-  part step_bf16 python3 bench/compare_step.py --quick --precision bf16 --methods lora --no-mlm --threads "$threads" --bench "$BENCH" $(json step_bf16)
+  part step_fp32 python3 bench/compare_step.py --quick --threads "$threads" --bench "$BENCH" "${json_fp32[@]}"
+  part step_bf16 python3 bench/compare_step.py --quick --precision bf16 --methods lora --no-mlm --threads "$threads" --bench "$BENCH" "${json_bf16[@]}"
 else
   part components "$BENCH" all --threads "$threads"
   # At r = 8 on q_lin/v_lin the adapters are ~0.35 % of the step: structured pruning shows at large ranks.
@@ -60,9 +61,9 @@ else
     part "r256_$variant" "$BENCH" step "${args[@]}" --rank 256 --targets q_lin,k_lin,v_lin,out_lin,lin1,lin2 \
       --trainer-only --threads "$threads" --steps 4 --no-sgemm
   done
-  part step_fp32 python3 bench/compare_step.py --threads "$threads" --bench "$BENCH" $(json step_fp32)
+  part step_fp32 python3 bench/compare_step.py --threads "$threads" --bench "$BENCH" "${json_fp32[@]}"
   part step_bf16 python3 bench/compare_step.py --precision bf16 --shapes base --seqs 64 --methods lora --no-mlm \
-    --threads "$threads" --bench "$BENCH" $(json step_bf16)
+    --threads "$threads" --bench "$BENCH" "${json_bf16[@]}"
 fi
 
 echo
