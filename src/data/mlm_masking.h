@@ -52,4 +52,12 @@ MaskedTokens mask_tokens(const torch::Tensor& ids, const MaskingOptions& opts, a
 /// Same with a fresh generator seeded with `seed` (evaluation).
 MaskedTokens mask_tokens(const torch::Tensor& ids, const MaskingOptions& opts, uint64_t seed);
 
+/// The seed of one training shard's masks: fresh masks every step, reproducible from the trial
+/// seed, the epoch, the step within the epoch and the shard's offset in the global batch.
+/// bench/sweep_draws.py (mlm_mask_seed) reproduces it for the reference runs; both pin values.
+constexpr uint64_t train_mask_seed(uint64_t seed, int64_t epoch, int64_t index, int64_t offset) {
+  return seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(index) * 1315423911ULL ^
+         static_cast<uint64_t>(offset);
+}
+
 }  // namespace peft::data

@@ -57,10 +57,7 @@ Batch TaskSource::train_batch(int64_t epoch, int64_t index, int64_t batch_size, 
     b.tokens = cb.tokens;
   } else {
     auto blocks = data::gather_blocks(task_.train_mlm, shard.indices);
-    // Fresh masks every step, reproducible from (seed, epoch, step, shard offset).
-    const uint64_t mask_seed = seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) << 32) ^
-                               static_cast<uint64_t>(index) * 1315423911ULL ^ static_cast<uint64_t>(shard.offset);
-    auto masked = data::mask_tokens(blocks, task_.masking, mask_seed);
+    auto masked = data::mask_tokens(blocks, task_.masking, data::train_mask_seed(seed, epoch, index, shard.offset));
     b.ids = masked.input_ids;
     b.labels = masked.labels;
     b.mask = torch::ones_like(b.ids);

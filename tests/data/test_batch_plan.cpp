@@ -99,7 +99,8 @@ TEST(BatchPlan, OrderIsDeterministicPerSeedAndEpoch) {
 }
 
 TEST(BatchPlan, GoldenOrderPinsTheShuffle) {
-  // Hand-written Fisher–Yates over std::mt19937_64: the same on every platform.
+  // Hand-written Fisher–Yates over std::mt19937_64: the same on every platform, and in
+  // bench/sweep_draws.py, whose test (tests/python/test_sweep_draws.py) pins the same order.
   const auto order = to_vector(BatchPlan(10, {4, 1, true, false, 0}).epoch_order(0));
   EXPECT_EQ(order, (std::vector<int64_t>{7, 2, 5, 1, 9, 3, 0, 8, 4, 6}));
 }

@@ -106,3 +106,11 @@ TEST(MlmMasking, RejectsBadOptions) {
   peft::testing::expect_input_error(
       [] { MaskingOptions::for_tokenizer(peft::text::WordPieceTokenizer({"[UNK]", "[MASK]"})); }, {"range"});
 }
+
+TEST(MlmMasking, TrainMaskSeedIsPinned) {
+  // bench/sweep_draws.py (mlm_mask_seed) reproduces this for the reference runs of
+  // bench/hf_reference.py, and tests/python/test_sweep_draws.py pins the same three values.
+  EXPECT_EQ(train_mask_seed(1, 0, 5, 0), 11400714817041636694ULL);
+  EXPECT_EQ(train_mask_seed(7, 2, 3, 8), 6018027432190031726ULL);
+  EXPECT_EQ(train_mask_seed((1ULL << 40) + 3, 1, 99, 5), 2675844284971656879ULL);
+}
