@@ -6,8 +6,17 @@ truncation to max_length), MLM blocks ([CLS] + block_size-2 word pieces + [SEP],
 lines concatenated) and masking (15 %, 80/10/10; evaluation masked once with a fixed seed),
 hyperparameters (steps, global batch, learning rates, head learning rate, warm-up, weight decay
 off for biases and LayerNorm, gradient clipping), targets and seeds as peft-sweep's trial
-runner. The order of the examples and the random draws are torch's, not peft-sweep's, so
-single trials differ by seed noise; means over seeds are what compare.
+runner.
+
+Random draws (--draws): by default ("peft-sweep") a trial uses the draws of the peft-sweep trial
+with the same seed (bench/sweep_draws.py): the same batch order, the same MLM training masks, the
+same initial adapter factors (A; B is zero) and the same fresh head. What still differs between
+the two runs of one trial are the dropout masks (each side's own kernels) and floating-point
+rounding, so a difference in a seed's result is the implementations' and dropout's, not a
+different draw of data order and initialisation. With dropout 0 the two runs train the same
+model (tests/interop/test_training_parity.py). "--draws torch" draws them from torch's own
+generators instead (the order and initialisation of a plain transformers script), so single
+trials differ by seed noise and only means over seeds compare.
 
 Methods:
   lora, hira      peft's LoraConfig / HiraConfig (HiRA: peft has no hira_scale; a sweep
@@ -46,6 +55,9 @@ import time
 import tomllib
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sweep_draws  # noqa: E402  (bench/sweep_draws.py: peft-sweep's draws)
+
 ADAPTER_METHODS = {"lora", "sparse_lora", "hira", "qlora"}
 TRAIN_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "weight_decay", "warmup_ratio", "max_grad_norm"]
 TRAIN_DEFAULTS = {"epochs": 3, "max_steps": 0, "batch_size": 32, "lr": 3e-4, "head_lr": 0.0, "weight_decay": 0.01,
@@ -76,7 +88,8 @@ def expand(sweep_path: str) -> tuple[dict, list[dict]]:
             for rank in ranks:
                 for sp in sparsities:
                     for seed in seeds:
-                        t = {"base": base, "dataset": ds, "method": method, "seed": int(seed)}
+                        t = {"base": base, "dataset": ds, "method": method, "seed": int(seed),
+                             "shards": int(cfg.get("sweep", {}).get("dp", 1)) * int(cfg.get("train", {}).get("grad_accum", 1))}
                         train = dict(TRAIN_DEFAULTS)
                         train.update({k: v for k, v in cfg.get("train", {}).items() if k in TRAIN_KEYS})
                         m = dict(METHOD_DEFAULTS)
@@ -236,11 +249,41 @@ def pad_batch(seqs, pad_id):
 
 # ----------------------------------------------------------------------------- one trial
 
+def mask_smallest(mask, score, sparsity):
+    """src/adapters/sparse_lora.cpp's unstructured rule: llround(sparsity * n) entries masked
+    (never fewer than already are), the smallest |w| first, entries already masked ranked first,
+    ties to the lower index (a stable sort)."""
+    import torch
+    n = mask.numel()
+    count = max(int(math.floor(sparsity * n + 0.5)), int((~mask).sum()))
+    ranked = torch.where(mask.flatten(), score.flatten(), torch.full((n,), -1.0))
+    order = torch.sort(ranked, stable=True).indices
+    out = mask.flatten().clone()
+    out[order[:count]] = False
+    return out.view_as(mask)
+
+
 def cubic_sparsity(s_i, s_f, t0, t_end, t):
     t = min(max(t, t0), t_end)
     if t_end <= t0:
         return s_f
     return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t_end - t0)) ** 3
+
+
+def mlm_train_batch(blocks, tok, t, epoch, index):
+    """One global batch of MLM blocks, masked as peft-sweep masks it: each data-parallel shard
+    (dp x grad_accum of them) with its own generator, seeded from (seed, epoch, step, offset)."""
+    import torch
+    ids, labels = [], []
+    for r in range(t["shards"]):
+        begin, end = sweep_draws.shard_range(len(blocks), t["shards"], r)
+        if end == begin:
+            continue
+        g = torch.Generator().manual_seed(sweep_draws.mlm_mask_seed(t["seed"], epoch, index, begin))
+        i, l = mask_tokens(blocks[begin:end], tok, g)
+        ids.append(i)
+        labels.append(l)
+    return torch.cat(ids), torch.cat(labels)
 
 
 def run_trial(t, threads):
@@ -250,21 +293,26 @@ def run_trial(t, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(t["seed"])
+    same_draws = t.get("draws", "peft-sweep") == "peft-sweep"
     tr, mc, method = t["train"], t["method_cfg"], t["method"]
     mlm = t["dataset"] == "wikitext2"
     tok, data = load_task(t)
     row = {"trial": t["name"], "dataset": t["dataset"], "method": method, "rank": mc["rank"] if method in ADAPTER_METHODS else "",
-           "sparsity": mc["sparsity"] if method == "sparse_lora" else "", "seed": t["seed"], "status": "complete", "note": ""}
+           "sparsity": mc["sparsity"] if method == "sparse_lora" else "", "seed": t["seed"], "status": "complete", "note": "",
+           "draws": t.get("draws", "peft-sweep")}
     kwargs = {}
     if method == "qlora":
         from transformers import BitsAndBytesConfig
         # The encoder's linears in NF4, as peft-sweep's QLoRA: the pooler and the heads stay
         # in fp32 (transformers 5 would otherwise make the classifier a Linear4bit, which
         # peft's modules_to_save copy cannot run: bitsandbytes asserts in its forward).
+        # transformers 5 matches these names against a module's name or its last parts:
+        # "pooler" alone does not match bert.pooler.dense (before 2026-12-07 the reference's
+        # QLoRA classification trials ran a 4-bit pooler); "pooler.dense" does.
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_use_double_quant=True,
                                                            bnb_4bit_compute_dtype=torch.float32,
-                                                           llm_int8_skip_modules=["pooler", "classifier", "cls",
+                                                           llm_int8_skip_modules=["pooler.dense", "classifier", "cls",
                                                                                   "pre_classifier", "vocab_transform",
                                                                                   "vocab_projector"])
     try:
@@ -281,6 +329,11 @@ def run_trial(t, threads):
 
     def is_head(name):
         return any(name.startswith(h) for h in head_names)
+
+    # The fresh head as peft-sweep draws it, before peft copies it (modules_to_save).
+    fresh_head = "mlm" if mlm_head_fresh else ("classifier" if not mlm and _fresh_classifier(t["base"]) else None)
+    if same_draws and fresh_head:
+        sweep_draws.init_head_as_peft_sweep(model, fresh_head, t["seed"], model.config.initializer_range)
 
     targets = mc["targets"]
     if targets == "all-linear" or targets == ["all-linear"]:
@@ -301,6 +354,8 @@ def run_trial(t, threads):
             from peft import prepare_model_for_kbit_training
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         model = get_peft_model(model, pc)
+        if same_draws:
+            row["adapters_initialised"] = sweep_draws.init_adapters_as_peft_sweep(model, t["seed"])
         for n, p in model.named_parameters():
             if mlm_head_fresh and ("cls.predictions.transform" in n or n.endswith("cls.predictions.bias")):
                 p.requires_grad_(True)
@@ -349,18 +404,28 @@ def run_trial(t, threads):
         lora_params = [(n, p) for n, p in model.named_parameters() if "lora_A" in n or "lora_B" in n]
 
     gen = torch.Generator().manual_seed(t["seed"])
+    if same_draws:
+        torch.manual_seed(t["seed"] * 1000003)  # peft-sweep's dropout seed (rank 0); the masks still differ
     model.train()
+    losses = []
     cpu0 = time.process_time()
     step, t0 = 0, time.perf_counter()
     samples = 0
+    epoch = 0
     while step < total:
-        order = torch.randperm(n_train, generator=gen)
+        if same_draws:
+            order = torch.tensor(sweep_draws.epoch_order(n_train, t["seed"], epoch), dtype=torch.long)
+        else:
+            order = torch.randperm(n_train, generator=gen)
         n_batches = n_train // bs
         for b in range(n_batches):
             if step >= total:
                 break
             idx = order[b * bs:(b + 1) * bs]
-            if mlm:
+            if mlm and same_draws:
+                ids, labels = mlm_train_batch(data["train"][idx], tok, t, epoch, b)
+                out = model(input_ids=ids, labels=labels)
+            elif mlm:
                 ids, labels = mask_tokens(data["train"][idx], tok, gen)
                 out = model(input_ids=ids, labels=labels)
             else:
@@ -368,6 +433,7 @@ def run_trial(t, threads):
                 labels = torch.tensor([data["train"][1][i] for i in idx.tolist()])
                 out = model(input_ids=ids, attention_mask=mask, labels=labels)
             loss = out.loss
+            losses.append(float(loss))
             if not torch.isfinite(loss):
                 row.update(status="diverged", note=f"loss {loss.item()} at step {step}")
                 break
@@ -386,15 +452,13 @@ def run_trial(t, threads):
                                                                   or step == prune["end"]):
                         s = cubic_sparsity(0.0, mc["sparsity"], prune["start"], prune["end"], step)
                         for n, p in lora_params:
-                            k = max(int(round(s * p.numel())), int((~prune["masks"].get(n, torch.ones_like(p, dtype=torch.bool))).sum()))
-                            if k > 0:
-                                thr = p.abs().flatten().kthvalue(k).values
-                                prune["masks"][n] = p.abs() > thr
+                            prune["masks"][n] = mask_smallest(prune["masks"].get(n, torch.ones_like(p, dtype=torch.bool)), p.abs(), s)
                     for n, p in lora_params:
                         if n in prune["masks"]:
                             p.mul_(prune["masks"][n])
         if row["status"] != "complete":
             break
+        epoch += 1
     train_seconds = time.perf_counter() - t0
     train_cpu_seconds = time.process_time() - cpu0  # all threads: compare on a loaded machine
 
@@ -430,8 +494,13 @@ def run_trial(t, threads):
     row.update(train_steps=step, train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, samples_per_second=samples / max(train_seconds, 1e-9),
                eval_seconds=eval_seconds, eval_examples_per_second=n_eval / max(eval_seconds, 1e-9),
                trainable_params=trainable, total_params=total_params,
-               peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+               peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, train_losses=losses)
     return row
+
+
+def _fresh_classifier(base):
+    """True when the checkpoint has no classifier: peft-sweep then draws a fresh one."""
+    return not any(k == "classifier.weight" or k.endswith(".classifier.weight") for k in _checkpoint_keys(base))
 
 
 def _checkpoint_keys(base):
@@ -494,7 +563,7 @@ def unigram_floor(t):
 
 # ----------------------------------------------------------------------------- driver
 
-FIELDS = ["trial", "dataset", "method", "rank", "sparsity", "seed", "status", "accuracy", "perplexity", "train_steps",
+FIELDS = ["trial", "dataset", "method", "rank", "sparsity", "seed", "draws", "status", "accuracy", "perplexity", "train_steps",
           "train_seconds", "train_cpu_seconds", "samples_per_second", "eval_seconds", "eval_examples_per_second", "peak_rss_bytes",
           "trainable_params", "total_params", "adapter_sparsity", "wall_seconds", "note"]
 
@@ -507,6 +576,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch threads per trial (0: cores / jobs)")
     ap.add_argument("--only", default="", help="comma-separated methods to run")
     ap.add_argument("--no-floors", action="store_true")
+    ap.add_argument("--draws", choices=["peft-sweep", "torch"], default="peft-sweep",
+                    help="peft-sweep: the batch order, MLM masks, adapter and head initialisation of the peft-sweep "
+                         "trial with the same seed (default); torch: torch's own draws")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one trial (JSON) and print its row
     a = ap.parse_args()
     if a.one:
@@ -514,6 +586,8 @@ def main():
         print("ROW " + json.dumps(run_trial(t, a.threads or 1)), flush=True)
         return
     _, trials = expand(a.sweep)
+    for t in trials:
+        t["draws"] = a.draws
     if a.only:
         keep = set(a.only.split(","))
         trials = [t for t in trials if t["method"] in keep]
