@@ -36,6 +36,13 @@ if(DEFINED TORCH_INSTALL_PREFIX AND c10_LIBRARY AND EXISTS ${TORCH_INSTALL_PREFI
     set(c10_LIBRARY ${_peft_torch_lib}/libc10.so CACHE FILEPATH "c10 of the LibTorch in use" FORCE)
   endif()
 endif()
+# LibTorch's at::parallel_for is a header template: with an OpenMP LibTorch (Debian's and the
+# wheels' alike: AT_PARALLEL_OPENMP) its `#pragma omp parallel` is compiled into our own
+# translation units, and without -fopenmp it is silently dropped, leaving our parallel loops
+# (NF4 quantisation and dequantisation, dropout masks, tokenisation) on one thread. Both
+# LibTorch builds load libgomp.so.1 by that soname, so the process holds one OpenMP runtime
+# and torch::set_num_threads sizes our loops too.
+peft_require(OpenMP "build-essential (GCC's libgomp)" COMPONENTS CXX)
 peft_require(MPI "libopenmpi-dev openmpi-bin" COMPONENTS C)
 peft_require(HDF5 libhdf5-dev COMPONENTS C)
 peft_require(Boost libboost-program-options-dev COMPONENTS program_options)
