@@ -34,6 +34,7 @@
 #include "comm/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
+#include "model/dropout.h"
 #include "model/autocast.h"
 #include "model/distilbert.h"
 #include "quant/nf4.h"
@@ -146,6 +147,37 @@ void bench_optimizer(const Options& o, const model::DistilBertConfig& c) {
                              t_eager, t_flat, t_paged, t_eager / t_flat, t_paged / t_flat);
     std::cout << fmt::format("{:<28} states on the device: resident {:.1f} MB, paged {:.1f} MB (+ {:.1f} MB in host memory)\n", "",
                              flat.device_bytes() / 1e6, paged.device_bytes() / 1e6, paged.host_bytes() / 1e6);
+  }
+}
+
+void bench_dropout(const Options& o, const model::DistilBertConfig& c) {
+  // A step of the encoder runs 2 dropouts per layer on [tokens, dim] (3 in BERT), one over every
+  // attention matrix [batch, heads, seq, seq], and LoRA's on each adapted input: at p = 0.1,
+  // forward then backward (the gradient through the same mask), LibTorch's against model::dropout.
+  const int64_t batch = o.batch > 0 ? o.batch : (o.quick ? 4 : 16), seq = o.seq > 0 ? o.seq : (o.quick ? 16 : 64);
+  std::cout << fmt::format("\n== dropout p = 0.1, forward + backward (median of {}, {}); copy: x.clone() forward + backward\n", o.repeats,
+                           o.device.str());
+  std::cout << fmt::format("{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}\n", "tensor", "elements", "torch ms", "peft ms", "copy ms",
+                           "torch/peft", "peft GB/s");
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(o.device);
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {fmt::format("hidden [{}x{}, {}]", batch, seq, c.dim), {batch * seq, c.dim}},
+           {fmt::format("attention [{}, {}, {}, {}]", batch, c.n_heads, seq, seq), {batch, c.n_heads, seq, seq}}}) {
+    auto x = torch::randn(shape, f32).requires_grad_(true);
+    auto g = torch::randn(shape, f32);
+    auto run = [&](auto&& fn) {
+      return median_ms([&] {
+        x.mutable_grad() = torch::Tensor();
+        fn(x).backward(g);
+      }, o.repeats, o.device);
+    };
+    const double t_torch = run([](const torch::Tensor& t) { return torch::dropout(t, 0.1, true); });
+    const double t_ours = run([](const torch::Tensor& t) { return model::dropout(t, 0.1, true); });
+    const double t_copy = run([](const torch::Tensor& t) { return t.clone(); });
+    // Bytes moved by ours: forward reads x, writes y; backward reads g, writes dx (4 passes).
+    const double gbs = 4.0 * static_cast<double>(x.numel()) * 4.0 / (t_ours * 1e6);
+    std::cout << fmt::format("{:<34} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.2f} {:>14.1f}\n", name, x.numel(), t_torch, t_ours, t_copy,
+                             t_torch / t_ours, gbs);
   }
 }
 
@@ -534,7 +566,7 @@ int run(const std::vector<std::string>& args) {
   std::string device = "auto", shape = "base", targets;
   cli::po::options_description desc("peft-bench options");
   desc.add_options()
-      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, step, inference) | optimizer | nf4 | step | inference | allreduce (under mpirun)")
+      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, dropout, step, inference) | optimizer | nf4 | dropout | step | inference | allreduce (under mpirun)")
       ("device", cli::po::value(&device)->default_value("auto"), "auto | cpu | cuda")
       ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
       ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
@@ -555,10 +587,10 @@ int run(const std::vector<std::string>& args) {
   cli::po::positional_options_description pos;
   pos.add("what", 1);
   cli::po::variables_map vm;
-  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|step|inference] [options]", args, desc, vm, &pos)) return 0;
-  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "step" && o.what != "inference" &&
+  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|dropout|step|inference] [options]", args, desc, vm, &pos)) return 0;
+  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "dropout" && o.what != "step" && o.what != "inference" &&
       o.what != "allreduce")
-    throw_input("expected all, optimizer, nf4, step, inference or allreduce, found \"{}\"", o.what);
+    throw_input("expected all, optimizer, nf4, dropout, step, inference or allreduce, found \"{}\"", o.what);
   if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
   if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
   if (o.batch < 0 || o.seq < 0) throw_input("--batch and --seq must be >= 0 (0: the default)");
@@ -585,6 +617,7 @@ int run(const std::vector<std::string>& args) {
     std::cout << cli::version_banner() << ", " << torch::get_num_threads() << " threads, shape " << shape << "\n";
   if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
   if (o.what == "all" || o.what == "nf4") bench_nf4(o, config);
+  if (o.what == "all" || o.what == "dropout") bench_dropout(o, config);
   if (o.what == "all" || o.what == "step") bench_step(o, config);
   if (o.what == "all" || o.what == "inference") bench_inference(o, config);
   if (o.what == "allreduce") bench_allreduce(o, config);

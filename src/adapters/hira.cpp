@@ -2,12 +2,12 @@
 
 #include <cmath>
 
-#include <torch/nn/functional/dropout.h>
 #include <torch/nn/functional/linear.h>
 #include <torch/nn/init.h>
 
 #include "core/error.h"
 #include "model/autocast.h"
+#include "model/dropout.h"
 
 namespace peft::adapters {
 namespace F = torch::nn::functional;
@@ -31,7 +31,7 @@ HiraLinear::HiraLinear(std::shared_ptr<model::LinearBase> base, const HiraOption
 torch::Tensor HiraLinear::forward(const torch::Tensor& x) {
   auto result = base_->forward(x);
   if (merged_) return result;
-  auto h = (options_.dropout > 0.0 && is_training()) ? F::dropout(x, F::DropoutFuncOptions().p(options_.dropout).training(true)) : x;
+  auto h = model::dropout(x, options_.dropout, is_training());
   auto update = base_weight_for_forward() * torch::matmul(B_, A_);
   if (options_.scale != 1.0) update = update * options_.scale;
   return result + F::linear(h, update);

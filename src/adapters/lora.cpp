@@ -2,12 +2,12 @@
 
 #include <cmath>
 
-#include <torch/nn/functional/dropout.h>
 #include <torch/nn/functional/linear.h>
 #include <torch/nn/init.h>
 
 #include "core/error.h"
 #include "model/autocast.h"
+#include "model/dropout.h"
 
 namespace peft::adapters {
 namespace F = torch::nn::functional;
@@ -39,7 +39,7 @@ torch::Tensor LoraLinear::forward(const torch::Tensor& x) {
 
 torch::Tensor LoraLinear::forward_with(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B) {
   auto result = base_->forward(x);
-  auto h = (options_.dropout > 0.0 && is_training()) ? F::dropout(x, F::DropoutFuncOptions().p(options_.dropout).training(true)) : x;
+  auto h = model::dropout(x, options_.dropout, is_training());
   // Scaling the r-wide intermediate is cheaper than scaling the output.
   h = F::linear(h, A) * scale_;
   return result + F::linear(h, B);

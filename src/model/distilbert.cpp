@@ -5,7 +5,6 @@
 #include <limits>
 
 #include <torch/nn/functional/activation.h>
-#include <torch/nn/functional/dropout.h>
 #include <torch/nn/functional/linear.h>
 #include <torch/nn/functional/normalization.h>
 
@@ -14,6 +13,7 @@
 #include <c10/util/Half.h>
 
 #include "core/error.h"
+#include "model/dropout.h"
 
 namespace peft::model {
 namespace F = torch::nn::functional;
@@ -91,7 +91,7 @@ torch::Tensor Embeddings::forward(const torch::Tensor& ids) {
   if (token_type_embeddings) x = x + token_type_embeddings->weight[0];
   x = x + position_embeddings->forward(positions).unsqueeze(0);
   x = layer_norm->forward(x);
-  return F::dropout(x, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  return model::dropout(x, dropout, is_training());
 }
 
 MultiHeadSelfAttention::MultiHeadSelfAttention(const DistilBertConfig& c)
@@ -115,7 +115,7 @@ torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torc
   if (masked.defined())
     scores = scores.masked_fill(masked, lowest_finite(scores.scalar_type()));
   auto weights = torch::softmax(scores, -1);
-  weights = F::dropout(weights, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  weights = model::dropout(weights, dropout, is_training());
   auto context = torch::matmul(weights, v).transpose(1, 2).reshape({bs, len, dim});
   return out_lin->forward(context);
 }
@@ -134,7 +134,7 @@ torch::Tensor FFN::forward(const torch::Tensor& x) {
   auto h = lin1->forward(x);
   h = gelu ? torch::gelu(h) : torch::relu(h);
   h = lin2->forward(h);
-  return F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  return model::dropout(h, dropout, is_training());
 }
 
 TransformerBlock::TransformerBlock(const DistilBertConfig& c) : dropout(c.dropout), attention_dropout_after_output(c.is_bert()) {
@@ -170,7 +170,7 @@ TransformerBlock::TransformerBlock(const DistilBertConfig& c) : dropout(c.dropou
 }
 
 torch::Tensor TransformerBlock::forward(const torch::Tensor& x, const torch::Tensor& masked) {
-  auto drop = [&](const torch::Tensor& t) { return F::dropout(t, F::DropoutFuncOptions().p(dropout).training(is_training())); };
+  auto drop = [&](const torch::Tensor& t) { return model::dropout(t, dropout, is_training()); };
   auto a = attention->forward(x, masked);
   if (attention_dropout_after_output) a = drop(a);
   auto sa = sa_layer_norm->forward(a + x);
@@ -242,7 +242,7 @@ torch::Tensor DistilBert::classifier_head(const torch::Tensor& hidden) {
   // DistilBERT: pre_classifier → ReLU; BERT: the pooler (dense → tanh).
   pooled = pre_classifier->forward(pooled);
   pooled = config_.is_bert() ? torch::tanh(pooled) : torch::relu(pooled);
-  pooled = F::dropout(pooled, F::DropoutFuncOptions().p(config_.seq_classif_dropout).training(is_training()));
+  pooled = model::dropout(pooled, config_.seq_classif_dropout, is_training());
   return classifier->forward(pooled);
 }
 
