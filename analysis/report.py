@@ -1047,11 +1047,13 @@ def build_report(path, outdir, events=None, metric="last", reference=None):
         blocks.append(("p", "Each Sparse LoRA group against the LoRA trials of the same data set "
                             "and rank, as Sparse LoRA's mean over LoRA's (< 1: cheaper; within "
                             f"±{SAME_BAND:.0%} counts as the same). Pruned entries are zeros in "
-                            "dense tensors: the step, the unmerged forward and the optimizer "
-                            "state keep their dense shapes, and the PEFT adapter file stores the "
-                            "zeros; only an adapter stored sparsely (a bitmask plus the nonzero "
-                            "fp32 values) is smaller. Structured pruning does not shrink the rank "
-                            "yet."))
+                            "dense tensors: unstructured pruning leaves the step, the unmerged "
+                            "forward and the optimizer state their dense shapes, and the PEFT "
+                            "adapter file stores the zeros; only an adapter stored sparsely (a "
+                            "bitmask plus the nonzero fp32 values) is smaller. Structured pruning "
+                            "(whole rank channels) takes the dead channels out of the unmerged "
+                            "forward and backward, which pays at large ranks; the parameters, "
+                            "optimizer state and PEFT file keep rank r."))
         blocks.append(("table",) + sparse)
 
     if reference:
