@@ -219,6 +219,17 @@ def random_low(tok):
     return low
 
 
+def require_bert_family(base):
+    """The heads, their parameter groups and the fresh-head detection below use BERT's module
+    names (classifier on the pooler; cls.predictions for MLM), as all-MiniLM-L6-v2 has them. A
+    DistilBERT base (pre_classifier + classifier, vocab_transform) would be trained with the
+    wrong head, so it is refused rather than compared."""
+    cfg = json.loads((Path(base) / "config.json").read_text())
+    if cfg.get("model_type") != "bert":
+        sys.exit(f"hf_reference: {base}/config.json has model_type {cfg.get('model_type')!r}; the reference runs BERT-family "
+                 f"bases only (model_type \"bert\"), whose head names it follows")
+
+
 def load_task(t):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(t["base"])
@@ -586,6 +597,8 @@ def main():
         print("ROW " + json.dumps(run_trial(t, a.threads or 1)), flush=True)
         return
     _, trials = expand(a.sweep)
+    if trials:
+        require_bert_family(trials[0]["base"])
     for t in trials:
         t["draws"] = a.draws
     if a.only:
