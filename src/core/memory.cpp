@@ -1,6 +1,9 @@
 #include "core/memory.h"
 
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 
 #if defined(__GLIBC__)
@@ -37,6 +40,29 @@ bool reset_peak_rss() {
   out << "5";
   out.flush();
   return static_cast<bool>(out);
+}
+
+bool heap_tuning_wanted(const char* value) {
+  const std::string mode = value ? value : "tuned";
+  if (mode != "tuned" && mode != "system")
+    throw std::invalid_argument("environment variable PEFT_MALLOC=\"" + mode +
+                                "\": expected \"tuned\" (the default) or \"system\" (glibc's malloc defaults)");
+  return mode == "tuned";
+}
+
+bool tune_heap_for_steps() {
+  static bool tuned = false;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!heap_tuning_wanted(std::getenv("PEFT_MALLOC"))) return;
+#if defined(__GLIBC__)
+    // No mmap for large blocks: from the heap, a freed block is reused by the next step as it is.
+    // (A thread arena that cannot grow still falls back to mmap; glibc does that itself.)
+    // Freed memory at the heap top stays mapped up to 1 GiB; reset_peak_rss trims it between trials.
+    tuned = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#endif
+  });
+  return tuned;
 }
 
 }  // namespace peft

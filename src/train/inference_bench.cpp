@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "core/memory.h"
+
 namespace peft::train {
 namespace {
 
@@ -29,6 +31,7 @@ int64_t model_bytes(model::DistilBert& m) {
 InferenceStats measure_inference(model::DistilBert& m, TaskKind kind, BatchSource& data, const torch::Device& dev,
                                  int64_t batch, int64_t repeats) {
   torch::NoGradGuard g;
+  tune_heap_for_steps();  // each repeat reuses the last one's blocks (core/memory.h)
   m.eval();
   InferenceStats s;
   const auto& batches = data.eval_batches(batch);

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/autocast.h"
 #include "train/device.h"
 #include "train/metrics.h"
@@ -99,6 +100,7 @@ Trainer::Trainer(model::DistilBert& model, TaskKind kind, std::vector<ParamGroup
                  MethodHooks hooks, GradSync& sync, torch::Device device, uint64_t seed)
     : model_(model), kind_(kind), groups_(std::move(groups)), settings_(std::move(settings)), hooks_(std::move(hooks)),
       sync_(sync), device_(device), seed_(seed) {
+  tune_heap_for_steps();  // the step's activations are reused from the heap, not faulted in again (core/memory.h)
   bf16_ = resolve_precision(settings_.precision, device_) == "bf16";
   if (settings_.optimizer != "adamw" && settings_.optimizer != "paged_adamw")
     throw_input("train.optimizer: expected \"adamw\" or \"paged_adamw\", found \"{}\"", settings_.optimizer);

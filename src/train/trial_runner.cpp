@@ -48,6 +48,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
   GradSync& sync = ctx.sync ? *ctx.sync : local;
   const auto wall0 = Clock::now();
   try {
+    tune_heap_for_steps();  // before the model's weights: every step reuses its blocks (core/memory.h)
     const torch::Device device = resolve_device(spec.train.device, ctx.local_rank);
     // ---- data
     const bool tiny = spec.model.preset == "tiny";
