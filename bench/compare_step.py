@@ -24,6 +24,13 @@ labels). The data sums of each path are checked against the trainer's. Paths:
                 (foreach), clip_grad_norm_. LoRA, full, and QLoRA where bitsandbytes' CPU
                 backend trains it. Needs the interop venv (transformers, peft, bitsandbytes).
 
+Heap: peft-sweep sets glibc malloc up for training loops (PEFT_MALLOC, README "Memory"):
+no mmap for large blocks and a 1 GiB trim threshold, so a step reuses the last step's pages
+instead of faulting them in again. The Python paths run with glibc's defaults, as a user's
+script does. --heap both adds the trainer with PEFT_MALLOC=system and every Python path with
+GLIBC_TUNABLES set to the same two settings, so the table shows what the heap is worth on
+each side.
+
 Time per step: median over --steps steps after --warmup steps (trainer: from its per-step
 progress reports). Ratio: path time / trainer time (> 1: the trainer is faster).
 
@@ -58,6 +65,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# What PEFT_MALLOC=tuned (peft-sweep's default, src/core/memory.cpp) does, as glibc tunables.
+HEAP_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824"
 # The interop venv's python, as tests/interop/run_one.sh finds it.
 VENV_PY = Path(os.environ.get("PEFT_INTEROP_PYTHON") or ROOT / ".cache" / "interop-venv" / "bin" / "python")
 BENCH = ROOT / "build" / "bin" / "peft-bench"
@@ -391,6 +400,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed steps (median)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--paths", default="trainer,eager,hf", help="which of trainer, eager, hf to run")
+    ap.add_argument("--heap", choices=["default", "both"], default="default",
+                    help="both: also the trainer with PEFT_MALLOC=system and the Python paths with glibc tuned as the "
+                         "trainer's heap is (GLIBC_TUNABLES)")
     ap.add_argument("--json", help="also write every result to this JSON file")
     ap.add_argument("--bench", default=str(BENCH), help="the peft-bench binary (default: build/bin/peft-bench)")
     ap.add_argument("--smoke", action="store_true",
@@ -449,13 +461,21 @@ def main() -> int:
     base = dict(batch=a.batch, threads=a.threads, precision=a.precision, steps=a.steps, warmup=a.warmup)
     results = []
     t_start = time.time()
+    # (label suffix, environment, heap): glibc's defaults for Python and peft-sweep's own heap for
+    # the trainer, and with --heap both each side the other way too.
+    trainer_envs = [("", env, "tuned")]
+    python_envs = [("", env, "system")]
+    if a.heap == "both":
+        trainer_envs.append((", glibc heap", dict(env, PEFT_MALLOC="system"), "system"))
+        python_envs.append((" +heap", dict(env, GLIBC_TUNABLES=HEAP_TUNABLES), "tuned"))
     if "trainer" in paths:
         for sh, sq, task, m in configs:
-            job = dict(base, path="trainer", shape=sh, seq=sq, task=task, method=m)
-            results.append(dict(run_trainer(job, env), label="trainer"))
-            print(f"  ran trainer {sh} seq {sq} {task} {m}: "
-                  f"{results[-1].get('ms', float('nan')):.2f} ms {results[-1].get('error', '')}", file=sys.stderr, flush=True)
-    for label, py, has_hf in pythons:
+            for suffix, tenv, heap in trainer_envs:
+                job = dict(base, path="trainer", shape=sh, seq=sq, task=task, method=m, heap=heap)
+                results.append(dict(run_trainer(job, tenv), label="trainer" + suffix))
+                print(f"  ran trainer{suffix} {sh} seq {sq} {task} {m}: "
+                      f"{results[-1].get('ms', float('nan')):.2f} ms {results[-1].get('error', '')}", file=sys.stderr, flush=True)
+    for (label, py, has_hf), (suffix, penv, heap) in [(p, e) for p in pythons for e in python_envs]:
         jobs = []
         for sh, sq, task, m in configs:
             if "eager" in paths and m in ("lora", "full"):
@@ -464,9 +484,10 @@ def main() -> int:
                     jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m, masked_only=True))
             if has_hf and "hf" in paths and m in ("lora", "full", "qlora"):
                 jobs.append(dict(base, path="hf", shape=sh, seq=sq, task=task, method=m))
-        print(f"  running {len(jobs)} Python jobs with {label} …", file=sys.stderr, flush=True)
-        for r in run_python(py, jobs, env):
-            r["label"] = f"{r['path']}{'-masked' if r.get('masked_only') else ''} {label.split(' (')[0].split('+')[0]}"
+        print(f"  running {len(jobs)} Python jobs with {label}{suffix} …", file=sys.stderr, flush=True)
+        for r in run_python(py, jobs, penv):
+            r["label"] = f"{r['path']}{'-masked' if r.get('masked_only') else ''} {label.split(' (')[0].split('+')[0]}{suffix}"
+            r["heap"] = heap
             results.append(r)
     wall = time.time() - t_start
 
@@ -484,9 +505,11 @@ def main() -> int:
           f"load average before the table {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {wall:.0f} s")
     for label, py, _ in pythons:
         print(f"python paths: {label}: {py}")
+    print(f"heap: the trainer's is peft-sweep's (PEFT_MALLOC=tuned: no mmap, 1 GiB trim threshold), Python's glibc's "
+          f"defaults{'; rows marked glibc heap / +heap: the other way round' if a.heap == 'both' else ''}")
     for n in notes:
         print("note: " + n)
-    hdr = f"{'shape':<5} {'seq':>4} {'task':<4} {'method':<11} {'path':<25} {'ms/step':>9} {'×trainer':>8} {'GFLOP':>7} " \
+    hdr = f"{'shape':<5} {'seq':>4} {'task':<4} {'method':<11} {'path':<31} {'ms/step':>9} {'×trainer':>8} {'GFLOP':>7} " \
           f"{'GFLOP/s':>8} {'gemm':>7} {'eff':>5} {'eff/best':>8}  note"
     print(hdr)
     print("-" * len(hdr))
@@ -494,7 +517,7 @@ def main() -> int:
     for sh, sq, task, m in configs:
         rows = [r for r in results if (r["shape"], r["seq"], r["task"], r["method"]) == (sh, sq, task, m)]
         rows.sort(key=lambda r: (order[r["path"]], r["label"]))
-        tr = next((r for r in rows if r["path"] == "trainer" and "ms" in r), None)
+        tr = next((r for r in rows if r["path"] == "trainer" and r.get("heap") == "tuned" and "ms" in r), None)
         masked = None
         for r in rows:
             gemm = r.get("bf16_gemm_gflops" if a.precision == "bf16" else "sgemm_gflops", 0.0) or 0.0
@@ -507,7 +530,7 @@ def main() -> int:
                 masked = masked_count(a.batch, sq, rows)
             fl = step_flops(sh, a.batch, sq, m, task, masked or 0)
             if "ms" not in r:
-                print(f"{sh:<5} {sq:>4} {task:<4} {m:<11} {r['label']:<25} {'—':>9} {'':>8} {fl / 1e9:>7.2f} {'':>8} "
+                print(f"{sh:<5} {sq:>4} {task:<4} {m:<11} {r['label']:<31} {'—':>9} {'':>8} {fl / 1e9:>7.2f} {'':>8} "
                       f"{gemm:>7.1f} {'':>5} {'':>8}  {note}")
                 continue
             rate = fl / (r["ms"] / 1e3) / 1e9
@@ -515,7 +538,7 @@ def main() -> int:
             best = best_sgemm.get((sh, sq), 0.0)
             eff = f"{rate / gemm:.2f}" if gemm else "—"
             effb = f"{rate / best:.2f}" if best else "—"
-            print(f"{sh:<5} {sq:>4} {task:<4} {m:<11} {r['label']:<25} {r['ms']:>9.2f} {ratio:>8} {fl / 1e9:>7.2f} "
+            print(f"{sh:<5} {sq:>4} {task:<4} {m:<11} {r['label']:<31} {r['ms']:>9.2f} {ratio:>8} {fl / 1e9:>7.2f} "
                   f"{rate:>8.1f} {gemm:>7.1f} {eff:>5} {effb:>8}  {note}")
     print(f"gemm: GFLOP/s of a (B·S)×dim by dim×hidden_dim {'bf16' if a.precision == 'bf16' else 'fp32'} matmul in the "
           "path's own library, same threads; eff = GFLOP/s ÷ that; eff/best = ÷ the fastest library's; ×trainer = "
