@@ -24,7 +24,7 @@ labels). The data sums of each path are checked against the trainer's. Paths:
                 (foreach), clip_grad_norm_. LoRA, full, and QLoRA where bitsandbytes' CPU
                 backend trains it. Needs the interop venv (transformers, peft, bitsandbytes).
 
-Heap: peft-sweep sets glibc malloc up for training loops (PEFT_MALLOC, README "Memory"):
+Heap: peft-sweep sets glibc malloc up for training loops (PEFT_MALLOC, README "The heap"):
 no mmap for large blocks and a 1 GiB trim threshold, so a step reuses the last step's pages
 instead of faulting them in again. The Python paths run with glibc's defaults, as a user's
 script does. --heap both adds the trainer with PEFT_MALLOC=system and every Python path with
