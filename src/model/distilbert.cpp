@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "model/dropout.h"
+#include "model/head_matmul.h"
 
 namespace peft::model {
 namespace F = torch::nn::functional;
@@ -108,15 +109,17 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const DistilBertConfig& c)
 torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torch::Tensor& masked) {
   const int64_t bs = x.size(0), len = x.size(1), dh = dim / n_heads;
   auto shape = [&](const torch::Tensor& t) { return t.view({bs, len, n_heads, dh}).transpose(1, 2); };
-  auto q = shape(q_lin->forward(x)) / std::sqrt(static_cast<double>(dh));
+  // The heads are strided views of the projections; head_matmul multiplies them as they are.
+  auto q = shape(q_lin->forward(x));
   auto k = shape(k_lin->forward(x));
   auto v = shape(v_lin->forward(x));
-  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, len, len]
+  auto scores = head_matmul(q, k.transpose(2, 3), std::sqrt(static_cast<double>(dh)));  // q kᵀ / √dh: [bs, heads, len, len]
   if (masked.defined())
     scores = scores.masked_fill(masked, lowest_finite(scores.scalar_type()));
   auto weights = torch::softmax(scores, -1);
   weights = model::dropout(weights, dropout, is_training());
-  auto context = torch::matmul(weights, v).transpose(1, 2).reshape({bs, len, dim});
+  // Written as [bs, len, heads, dh]: joining the heads is a view.
+  auto context = head_matmul(weights, v, 1.0, /*heads_last=*/true).transpose(1, 2).reshape({bs, len, dim});
   return out_lin->forward(context);
 }
 
