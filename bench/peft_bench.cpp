@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -67,6 +68,7 @@ struct Options {
   std::vector<std::string> targets = {"q_lin", "v_lin"};  // step, inference: adapted linears
   bool trainer_only = false;    // step: no eager loop
   bool sgemm = true;            // step: time the dominant gemm too
+  std::string profile;          // step: a Chrome trace of one more fit of the trainer
   int threads = 0;              // 0: every allowed core
 };
 
@@ -361,6 +363,16 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
   const FitTimes tt = timed_fit(*trainer, data);
   const int64_t trainer_peak = train::peak_memory_bytes(o.device);
   const double trainer_ms = tt.mean_ms;
+  if (!o.profile.empty()) {
+    {
+      // LibTorch's own op-level profiler (every dispatched op, with its input shapes), around one
+      // more fit of `steps` steps; it adds a few microseconds per op.
+      torch::autograd::profiler::RecordProfile guard(o.profile);
+      timed_fit(*trainer, data);
+    }
+    std::cout << fmt::format("profile of one more fit ({} steps): {} (chrome://tracing; bench/trace_summary.py sums it by op)\n",
+                             o.steps, o.profile);
+  }
   int64_t trainable = 0;
   for (auto& p : a.m->parameters(true))
     if (p.requires_grad()) trainable += p.numel();
@@ -609,6 +621,7 @@ int run(const std::vector<std::string>& args) {
       ("targets", cli::po::value(&targets)->default_value("q_lin,v_lin"), "step, inference: adapted linears, comma-separated (q_lin,k_lin,v_lin,out_lin,lin1,lin2)")
       ("trainer-only", cli::po::bool_switch(&o.trainer_only), "step: time the trainer only, not the C++ eager loop")
       ("no-sgemm", "step: don't time the dominant gemm")
+      ("profile", cli::po::value(&o.profile), "step: write a Chrome trace of one more fit of the trainer (LibTorch's op profiler) to this file")
       ("threads", cli::po::value(&o.threads)->default_value(0), "intra-op threads (0: every allowed core)")
       ("quick", cli::po::bool_switch(&o.quick), "tiny shapes, 2 repetitions: a smoke run");
   cli::po::positional_options_description pos;
