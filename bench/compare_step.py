@@ -29,7 +29,9 @@ no mmap for large blocks and a 1 GiB trim threshold, so a step reuses the last s
 instead of faulting them in again. The Python paths run with glibc's defaults, as a user's
 script does. --heap both adds the trainer with PEFT_MALLOC=system and every Python path with
 GLIBC_TUNABLES set to the same two settings, so the table shows what the heap is worth on
-each side.
+each side. --cpu-kernels both adds the trainer with PEFT_CPU_KERNELS=torch: LibTorch's matmul
+for the attention's q·kᵀ and weights·v (in 1.13 without MKL, a dispatched addmm per sequence
+and head) and LibTorch's GELU, instead of peft-sweep's own CPU kernels.
 
 Time per step: median over --steps steps after --warmup steps (trainer: from its per-step
 progress reports). Ratio: path time / trainer time (> 1: the trainer is faster).
@@ -403,6 +405,9 @@ def main() -> int:
     ap.add_argument("--heap", choices=["default", "both"], default="default",
                     help="both: also the trainer with PEFT_MALLOC=system and the Python paths with glibc tuned as the "
                          "trainer's heap is (GLIBC_TUNABLES)")
+    ap.add_argument("--cpu-kernels", choices=["default", "both"], default="default",
+                    help="both: also the trainer with PEFT_CPU_KERNELS=torch (LibTorch's ops for the attention's "
+                         "products and GELU instead of peft-sweep's own CPU kernels)")
     ap.add_argument("--json", help="also write every result to this JSON file")
     ap.add_argument("--bench", default=str(BENCH), help="the peft-bench binary (default: build/bin/peft-bench)")
     ap.add_argument("--smoke", action="store_true",
@@ -468,6 +473,8 @@ def main() -> int:
     if a.heap == "both":
         trainer_envs.append((", glibc heap", dict(env, PEFT_MALLOC="system"), "system"))
         python_envs.append((" +heap", dict(env, GLIBC_TUNABLES=HEAP_TUNABLES), "tuned"))
+    if a.cpu_kernels == "both":
+        trainer_envs.append((", torch kernels", dict(env, PEFT_CPU_KERNELS="torch"), "tuned"))
     if "trainer" in paths:
         for sh, sq, task, m in configs:
             for suffix, tenv, heap in trainer_envs:
@@ -517,7 +524,7 @@ def main() -> int:
     for sh, sq, task, m in configs:
         rows = [r for r in results if (r["shape"], r["seq"], r["task"], r["method"]) == (sh, sq, task, m)]
         rows.sort(key=lambda r: (order[r["path"]], r["label"]))
-        tr = next((r for r in rows if r["path"] == "trainer" and r.get("heap") == "tuned" and "ms" in r), None)
+        tr = next((r for r in rows if r["label"] == "trainer" and "ms" in r), None)
         masked = None
         for r in rows:
             gemm = r.get("bf16_gemm_gflops" if a.precision == "bf16" else "sgemm_gflops", 0.0) or 0.0

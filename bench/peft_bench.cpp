@@ -35,9 +35,12 @@
 #include "comm/communicator.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/dropout.h"
 #include "model/autocast.h"
 #include "model/distilbert.h"
+#include "model/gelu.h"
+#include "model/head_matmul.h"
 #include "quant/nf4.h"
 #include "quant/nf4_dequant_cpu.h"
 #include "train/adamw.h"
@@ -180,6 +183,52 @@ void bench_dropout(const Options& o, const model::DistilBertConfig& c) {
     const double gbs = 4.0 * static_cast<double>(x.numel()) * 4.0 / (t_ours * 1e6);
     std::cout << fmt::format("{:<34} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.2f} {:>14.1f}\n", name, x.numel(), t_torch, t_ours, t_copy,
                              t_torch / t_ours, gbs);
+  }
+}
+
+void bench_kernels(const Options& o, const model::DistilBertConfig& c) {
+  // peft-sweep's own CPU kernels (PEFT_CPU_KERNELS) against the LibTorch ops they replace, on one
+  // layer's tensors, forward then backward: GELU over [tokens, hidden_dim]; the attention's
+  // q·kᵀ/√dh and weights·v on the heads' strided views, as the model calls them.
+  if (!o.device.is_cpu()) return;
+  tune_heap_for_steps();  // as a trial's steps run (core/memory.h): else every 50 MB block is faulted in again
+  const int64_t batch = o.batch > 0 ? o.batch : (o.quick ? 4 : 16), seq = o.seq > 0 ? o.seq : (o.quick ? 16 : 64);
+  const int64_t dh = c.dim / c.n_heads;
+  std::cout << fmt::format("\n== CPU kernels, forward + backward (median of {}; BLAS path of the attention products: {})\n", o.repeats,
+                           model::head_matmul_uses_blas() ? "yes" : "no (PEFT_CPU_KERNELS=torch or no sgemm_)");
+  std::cout << fmt::format("{:<48} {:>10} {:>10} {:>12}\n", "op", "torch ms", "peft ms", "torch/peft");
+  torch::manual_seed(4);
+  auto report = [&](const std::string& name, auto&& torch_fn, auto&& peft_fn) {
+    const double a = median_ms(torch_fn, o.repeats, o.device), b = median_ms(peft_fn, o.repeats, o.device);
+    std::cout << fmt::format("{:<48} {:>10.3f} {:>10.3f} {:>12.2f}\n", name, a, b, a / b);
+  };
+  {
+    auto x = torch::randn({batch * seq, c.hidden_dim}).mul_(2).requires_grad_(true);
+    auto g = torch::randn({batch * seq, c.hidden_dim});
+    auto fb = [&](auto&& fn) {
+      return [&, fn] {
+        x.mutable_grad() = torch::Tensor();
+        fn(x).backward(g);
+      };
+    };
+    report(fmt::format("gelu [{}, {}] forward", batch * seq, c.hidden_dim), [&] { torch::NoGradGuard ng; torch::gelu(x); },
+           [&] { torch::NoGradGuard ng; model::gelu(x); });
+    report(fmt::format("gelu [{}, {}] forward + backward", batch * seq, c.hidden_dim),
+           fb([](const torch::Tensor& t) { return torch::gelu(t); }), fb([](const torch::Tensor& t) { return model::gelu(t); }));
+  }
+  {
+    auto heads = [&](const torch::Tensor& t) { return t.view({batch, seq, c.n_heads, dh}).transpose(1, 2); };
+    auto qx = torch::randn({batch, seq, c.dim}).requires_grad_(true), kx = torch::randn({batch, seq, c.dim}).requires_grad_(true);
+    auto w = torch::softmax(torch::randn({batch, c.n_heads, seq, seq}), -1).requires_grad_(true);
+    auto gs = torch::randn({batch, c.n_heads, seq, seq}), gc = torch::randn({batch, seq, c.dim});
+    const double scale = std::sqrt(static_cast<double>(dh));
+    auto clear = [&] { qx.mutable_grad() = kx.mutable_grad() = w.mutable_grad() = torch::Tensor(); };
+    report(fmt::format("q kT / sqrt(dh) [{}, {}, {}, {}]", batch, c.n_heads, seq, dh),
+           [&] { clear(); torch::matmul(heads(qx) / scale, heads(kx).transpose(2, 3)).backward(gs); },
+           [&] { clear(); model::head_matmul(heads(qx), heads(kx).transpose(2, 3), scale).backward(gs); });
+    report(fmt::format("weights v, heads joined [{}, {}, {}]", batch, seq, c.dim),
+           [&] { clear(); torch::matmul(w, heads(kx)).transpose(1, 2).reshape({batch, seq, c.dim}).backward(gc); },
+           [&] { clear(); model::head_matmul(w, heads(kx), 1.0, true).transpose(1, 2).reshape({batch, seq, c.dim}).backward(gc); });
   }
 }
 
@@ -605,7 +654,7 @@ int run(const std::vector<std::string>& args) {
   std::string device = "auto", shape = "base", targets;
   cli::po::options_description desc("peft-bench options");
   desc.add_options()
-      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, dropout, step, inference) | optimizer | nf4 | dropout | step | inference | allreduce (under mpirun)")
+      ("what", cli::po::value(&o.what)->default_value("all"), "all (optimizer, nf4, dropout, kernels, step, inference) | optimizer | nf4 | dropout | kernels | step | inference | allreduce (under mpirun)")
       ("device", cli::po::value(&device)->default_value("auto"), "auto | cpu | cuda")
       ("shape", cli::po::value(&shape)->default_value("base"), "base (distilbert-base: 768/6/3072) | tiny (64/2/256)")
       ("repeats", cli::po::value(&o.repeats)->default_value(5), "timed repetitions (median)")
@@ -627,10 +676,10 @@ int run(const std::vector<std::string>& args) {
   cli::po::positional_options_description pos;
   pos.add("what", 1);
   cli::po::variables_map vm;
-  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|dropout|step|inference] [options]", args, desc, vm, &pos)) return 0;
-  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "dropout" && o.what != "step" && o.what != "inference" &&
-      o.what != "allreduce")
-    throw_input("expected all, optimizer, nf4, dropout, step, inference or allreduce, found \"{}\"", o.what);
+  if (!cli::parse_args("peft-bench", "peft-bench [all|optimizer|nf4|dropout|kernels|step|inference] [options]", args, desc, vm, &pos)) return 0;
+  if (o.what != "all" && o.what != "optimizer" && o.what != "nf4" && o.what != "dropout" && o.what != "kernels" && o.what != "step" &&
+      o.what != "inference" && o.what != "allreduce")
+    throw_input("expected all, optimizer, nf4, dropout, kernels, step, inference or allreduce, found \"{}\"", o.what);
   if (shape != "base" && shape != "tiny") throw_input("--shape: expected base or tiny, found \"{}\"", shape);
   if (o.repeats < 1 || o.steps < 1) throw_input("--repeats and --steps must be at least 1");
   if (o.batch < 0 || o.seq < 0) throw_input("--batch and --seq must be >= 0 (0: the default)");
@@ -658,6 +707,7 @@ int run(const std::vector<std::string>& args) {
   if (o.what == "all" || o.what == "optimizer") bench_optimizer(o, config);
   if (o.what == "all" || o.what == "nf4") bench_nf4(o, config);
   if (o.what == "all" || o.what == "dropout") bench_dropout(o, config);
+  if (o.what == "all" || o.what == "kernels") bench_kernels(o, config);
   if (o.what == "all" || o.what == "step") bench_step(o, config);
   if (o.what == "all" || o.what == "inference") bench_inference(o, config);
   if (o.what == "allreduce") bench_allreduce(o, config);

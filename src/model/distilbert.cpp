@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "model/dropout.h"
+#include "model/gelu.h"
 #include "model/head_matmul.h"
 
 namespace peft::model {
@@ -135,7 +136,7 @@ FFN::FFN(const DistilBertConfig& c) : gelu(c.activation == "gelu"), dropout(c.dr
 
 torch::Tensor FFN::forward(const torch::Tensor& x) {
   auto h = lin1->forward(x);
-  h = gelu ? torch::gelu(h) : torch::relu(h);
+  h = gelu ? model::gelu(h) : torch::relu(h);
   h = lin2->forward(h);
   return model::dropout(h, dropout, is_training());
 }
@@ -178,7 +179,7 @@ torch::Tensor TransformerBlock::forward(const torch::Tensor& x, const torch::Ten
   if (attention_dropout_after_output) a = drop(a);
   auto sa = sa_layer_norm->forward(a + x);
   auto h = ffn->lin1->forward(sa);
-  h = ffn->gelu ? torch::gelu(h) : torch::relu(h);
+  h = ffn->gelu ? model::gelu(h) : torch::relu(h);
   h = drop(ffn->lin2->forward(h));
   return output_layer_norm->forward(h + sa);
 }
@@ -252,7 +253,7 @@ torch::Tensor DistilBert::classifier_head(const torch::Tensor& hidden) {
 torch::Tensor DistilBert::mlm_head(const torch::Tensor& hidden) {
   PEFT_CHECK(has_head(Head::MLM), "model was built without the MLM head");
   auto h = vocab_transform->forward(hidden);
-  h = config_.activation == "gelu" ? torch::gelu(h) : torch::relu(h);
+  h = config_.activation == "gelu" ? model::gelu(h) : torch::relu(h);
   // CPU autocast (LibTorch 1.13) does not run layer_norm in fp32 as CUDA autocast does: a bf16
   // activation meets the fp32 LayerNorm weights, so it is widened here (a no-op in fp32).
   h = vocab_layer_norm->forward(h.to(vocab_layer_norm->weight.scalar_type()));

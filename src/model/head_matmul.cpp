@@ -4,15 +4,12 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
-#include <mutex>
-#include <stdexcept>
-#include <string>
 
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include "model/autocast.h"
+#include "model/cpu_kernels.h"
 
 namespace peft::model {
 namespace {
@@ -24,18 +21,9 @@ using SgemmFn = void (*)(const char* transa, const char* transb, const int* m, c
 
 /// The sgemm_ already in the process: the BLAS LibTorch links (Debian: libblas.so.3, OpenBLAS;
 /// the PyTorch wheel: its libtorch_cpu), so it shares LibTorch's OpenMP runtime and runs on one
-/// thread inside at::parallel_for. Null when there is none or PEFT_HEAD_MATMUL=torch.
+/// thread inside at::parallel_for. Null when there is none or PEFT_CPU_KERNELS=torch.
 SgemmFn blas_sgemm() {
-  static SgemmFn fn = nullptr;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const char* env = std::getenv("PEFT_HEAD_MATMUL");
-    const std::string mode = env ? env : "blas";
-    if (mode != "blas" && mode != "torch")
-      throw std::invalid_argument("environment variable PEFT_HEAD_MATMUL=\"" + mode +
-                                  "\": expected \"blas\" (the default) or \"torch\" (LibTorch's matmul)");
-    if (mode == "blas") fn = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_"));
-  });
+  static const SgemmFn fn = own_cpu_kernels() ? reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_")) : nullptr;
   return fn;
 }
 

@@ -14,12 +14,13 @@
 // the intra-op threads, with no copies. The context is written in [batch, len, heads, dh]
 // order, so putting the heads back together is a view. The same shapes: 93 µs against 660
 // (tiny), 0.73 ms against 2.1 (distilbert-base, 64 tokens), 31 ms against 42 (256 tokens).
-// Backward is two more such products per input. With the same inputs the results equal
-// torch::matmul's up to the BLAS's own summation order; at the scales attention uses (1/√dh
-// with dh a power of two) they are bit for bit the same as dividing q first.
+// Backward is one such product per input. With the same inputs the results equal
+// torch::matmul's up to the BLAS's own summation order. The scale 1/√dh rides in sgemm's
+// alpha; where √dh is a power of two (dh 16 or 64, as DistilBERT's) that is exactly dividing q
+// first.
 //
-// fp32 on the CPU only. CUDA, bf16 or fp16, CPU autocast, or PEFT_HEAD_MATMUL=torch take
-// torch::matmul, as before.
+// fp32 on the CPU only. CUDA, bf16 or fp16, CPU autocast, or PEFT_CPU_KERNELS=torch
+// (model/cpu_kernels.h) take torch::matmul, as before.
 #include <torch/types.h>
 
 namespace peft::model {
@@ -30,8 +31,7 @@ namespace peft::model {
 torch::Tensor head_matmul(const torch::Tensor& a, const torch::Tensor& b, double divisor = 1.0, bool heads_last = false);
 
 /// Whether head_matmul takes the BLAS path for fp32 CPU tensors in this process: the BLAS is
-/// found and PEFT_HEAD_MATMUL is unset or "blas". Any other value than "blas" or "torch" throws,
-/// naming the variable.
+/// found and PEFT_CPU_KERNELS is not "torch".
 bool head_matmul_uses_blas();
 
 }  // namespace peft::model

@@ -18,6 +18,7 @@
 #include "core/vocab_path.h"
 #include "data/synthetic_lexicon.h"
 #include "model/autocast.h"
+#include "model/cpu_kernels.h"
 #include "model/checkpoint.h"
 #include "model/nf4_linear.h"
 #include "train/device.h"
@@ -49,6 +50,7 @@ TrialResult run_trial(const TrialSpec& spec, RunContext& ctx) {
   const auto wall0 = Clock::now();
   try {
     tune_heap_for_steps();  // before the model's weights: every step reuses its blocks (core/memory.h)
+    model::own_cpu_kernels();  // PEFT_CPU_KERNELS checked before any work (model/cpu_kernels.h)
     const torch::Device device = resolve_device(spec.train.device, ctx.local_rank);
     // ---- data
     const bool tiny = spec.model.preset == "tiny";
