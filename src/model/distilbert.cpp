@@ -114,9 +114,8 @@ torch::Tensor MultiHeadSelfAttention::forward(const torch::Tensor& x, const torc
   auto q = shape(q_lin->forward(x));
   auto k = shape(k_lin->forward(x));
   auto v = shape(v_lin->forward(x));
-  auto scores = head_matmul(q, k.transpose(2, 3), std::sqrt(static_cast<double>(dh)));  // q kᵀ / √dh: [bs, heads, len, len]
-  if (masked.defined())
-    scores = scores.masked_fill(masked, lowest_finite(scores.scalar_type()));
+  // q kᵀ / √dh, the padded keys at the lowest finite value: [bs, heads, len, len]
+  auto scores = head_matmul(q, k.transpose(2, 3), std::sqrt(static_cast<double>(dh)), false, masked);
   auto weights = torch::softmax(scores, -1);
   weights = model::dropout(weights, dropout, is_training());
   // Written as [bs, len, heads, dh]: joining the heads is a view.

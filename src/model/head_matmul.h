@@ -27,8 +27,12 @@ namespace peft::model {
 
 /// (a / divisor) · b over the two leading (batch, head) dimensions: a [B, H, M, K], b [B, H, K,
 /// N], any strides; the result is [B, H, M, N]. With heads_last its memory is [B, M, H, N]
-/// (transpose(1, 2) of the result is contiguous). Differentiable in a and b.
-torch::Tensor head_matmul(const torch::Tensor& a, const torch::Tensor& b, double divisor = 1.0, bool heads_last = false);
+/// (transpose(1, 2) of the result is contiguous). With `masked` (bool [B, 1, 1, N], true at a
+/// padded key) the result is masked_fill(masked, lowest finite), as transformers' attention
+/// masks its scores; on the BLAS path each row starts from the mask's row (0 or lowest) and the
+/// product is added to it, in the same pass. Differentiable in a and b.
+torch::Tensor head_matmul(const torch::Tensor& a, const torch::Tensor& b, double divisor = 1.0, bool heads_last = false,
+                          const torch::Tensor& masked = {});
 
 /// Whether head_matmul takes the BLAS path for fp32 CPU tensors in this process: the BLAS is
 /// found and PEFT_CPU_KERNELS is not "torch".

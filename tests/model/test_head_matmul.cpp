@@ -3,6 +3,7 @@
 // [batch, len, dim] projection), column- and row-major operands, heads-last results, the scale,
 // gradients into both inputs in their own memory order, any thread count, and the fallbacks.
 #include <cmath>
+#include <limits>
 
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -115,4 +116,31 @@ TEST(HeadMatmul, FallsBackToMatmulOutsideFp32Cpu) {
   // Under CPU autocast the product is bf16, as torch's matmul there.
   peft::model::AutocastGuard autocast(torch::Device(torch::kCPU), true);
   EXPECT_EQ(head_matmul(a, b).scalar_type(), torch::kBFloat16);
+}
+
+TEST(HeadMatmul, AMaskGivesMaskedFillsScoresExactly) {
+  // Padded keys: the BLAS path starts those columns at the lowest float and adds the product,
+  // which rounds back to the lowest float; the others are the plain product. So the result
+  // equals masked_fill after the product, bit for bit, and so do both gradients.
+  torch::manual_seed(6);
+  const int64_t bs = 3, len = 9, heads = 2, dh = 16;
+  auto q0 = heads_of(torch::randn({bs, len, heads * dh}) * 30, heads), k0 = heads_of(torch::randn({bs, len, heads * dh}), heads);
+  auto mask = torch::ones({bs, len}, torch::kLong);
+  mask.index_put_({0, torch::indexing::Slice(5, torch::indexing::None)}, 0);  // sequence 0: 5 tokens
+  mask.index_put_({2, torch::indexing::Slice(1, torch::indexing::None)}, 0);  // sequence 2: 1 token; sequence 1: none padded
+  auto masked = (mask == 0).view({bs, 1, 1, len});
+  auto q = q0.detach().requires_grad_(true), k = k0.detach().requires_grad_(true);
+  auto fused = head_matmul(q, k.transpose(2, 3), 4.0, false, masked);
+  auto q2 = q0.detach().requires_grad_(true), k2 = k0.detach().requires_grad_(true);
+  auto plain = head_matmul(q2, k2.transpose(2, 3), 4.0).masked_fill(masked, std::numeric_limits<float>::lowest());
+  EXPECT_TRUE(torch::equal(fused, plain));
+  auto w = torch::randn(fused.sizes());
+  (torch::softmax(fused, -1) * w).sum().backward();
+  (torch::softmax(plain, -1) * w).sum().backward();
+  EXPECT_TRUE(torch::equal(q.grad(), q2.grad()));
+  EXPECT_TRUE(torch::equal(k.grad(), k2.grad()));
+  // And LibTorch's matmul + masked_fill (the fallback) within rounding.
+  auto ref = torch::matmul(q0 / 4.0, k0.transpose(2, 3)).masked_fill(masked, std::numeric_limits<float>::lowest());
+  EXPECT_TRUE(torch::allclose(torch::softmax(fused, -1), torch::softmax(ref, -1), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(fused.masked_select(masked.expand_as(fused)), ref.masked_select(masked.expand_as(ref))));
 }
