@@ -363,6 +363,30 @@ def run_python(py: str, jobs: list[dict], env: dict) -> list[dict]:
     return res
 
 
+def merge_rounds(results: list[dict]) -> list[dict]:
+    """One result per path and configuration: the median ms (and gemm rate) over the rounds that
+    timed it, the rounds' times kept in "ms_rounds"; errors only where no round timed it."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        key = (r["label"], r["shape"], r["seq"], r["task"], r["method"])
+        groups.setdefault(key, []).append(r)
+    merged = []
+    for rs in groups.values():
+        timed = [r for r in rs if "ms" in r]
+        if not timed:
+            merged.append(rs[0])
+            continue
+        out = dict(timed[0])
+        out["ms_rounds"] = [r["ms"] for r in timed]
+        out["ms"] = statistics.median(out["ms_rounds"])
+        for k in ("sgemm_gflops", "bf16_gemm_gflops"):
+            vals = [r[k] for r in timed if r.get(k)]
+            if vals:
+                out[k] = statistics.median(vals)
+        merged.append(out)
+    return merged
+
+
 def run_trainer(job: dict, env: dict) -> dict:
     cmd = [str(BENCH), "step", "--trainer-only", "--shape", job["shape"], "--seq", str(job["seq"]), "--batch",
            str(job["batch"]), "--method", job["method"], "--task", job["task"], "--precision", job["precision"],
@@ -408,6 +432,8 @@ def main() -> int:
     ap.add_argument("--cpu-kernels", choices=["default", "both"], default="default",
                     help="both: also the trainer with PEFT_CPU_KERNELS=torch (LibTorch's ops for the attention's "
                          "products and GELU instead of peft-sweep's own CPU kernels)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every path this many times, in turn, and take each path's median time (default 1)")
     ap.add_argument("--json", help="also write every result to this JSON file")
     ap.add_argument("--bench", default=str(BENCH), help="the peft-bench binary (default: build/bin/peft-bench)")
     ap.add_argument("--smoke", action="store_true",
@@ -422,6 +448,8 @@ def main() -> int:
             print(f"skip: no interop venv at {VENV_PY} (bash tests/interop/setup.sh makes it)")
             return 77
         a.quick, a.methods, a.no_mlm = True, "lora", True
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if a.quick:
         a.shapes, a.seqs, a.batch, a.steps, a.warmup = "tiny", "64", 4, 2, 2
         if a.methods == ap.get_default("methods"):
@@ -475,27 +503,33 @@ def main() -> int:
         python_envs.append((" +heap", dict(env, GLIBC_TUNABLES=HEAP_TUNABLES), "tuned"))
     if a.cpu_kernels == "both":
         trainer_envs.append((", torch kernels", dict(env, PEFT_CPU_KERNELS="torch"), "tuned"))
-    if "trainer" in paths:
-        for sh, sq, task, m in configs:
-            for suffix, tenv, heap in trainer_envs:
-                job = dict(base, path="trainer", shape=sh, seq=sq, task=task, method=m, heap=heap)
-                results.append(dict(run_trainer(job, tenv), label="trainer" + suffix))
-                print(f"  ran trainer{suffix} {sh} seq {sq} {task} {m}: "
-                      f"{results[-1].get('ms', float('nan')):.2f} ms {results[-1].get('error', '')}", file=sys.stderr, flush=True)
-    for (label, py, has_hf), (suffix, penv, heap) in [(p, e) for p in pythons for e in python_envs]:
-        jobs = []
-        for sh, sq, task, m in configs:
-            if "eager" in paths and m in ("lora", "full"):
-                jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m))
-                if task == "mlm":  # what issue 12 asks of the trainer: logits at the masked positions only
-                    jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m, masked_only=True))
-            if has_hf and "hf" in paths and m in ("lora", "full", "qlora"):
-                jobs.append(dict(base, path="hf", shape=sh, seq=sq, task=task, method=m))
-        print(f"  running {len(jobs)} Python jobs with {label}{suffix} …", file=sys.stderr, flush=True)
-        for r in run_python(py, jobs, penv):
-            r["label"] = f"{r['path']}{'-masked' if r.get('masked_only') else ''} {label.split(' (')[0].split('+')[0]}{suffix}"
-            r["heap"] = heap
-            results.append(r)
+    # With --rounds N the whole sequence (every trainer job, then every Python job) runs N times
+    # and each path's time is the median over the rounds: a VM that drifts over minutes then
+    # biases no path by its place in the order.
+    for rnd in range(a.rounds):
+        rnd_tag = f"round {rnd + 1}/{a.rounds}: " if a.rounds > 1 else ""
+        if "trainer" in paths:
+            for sh, sq, task, m in configs:
+                for suffix, tenv, heap in trainer_envs:
+                    job = dict(base, path="trainer", shape=sh, seq=sq, task=task, method=m, heap=heap)
+                    results.append(dict(run_trainer(job, tenv), label="trainer" + suffix))
+                    print(f"  {rnd_tag}ran trainer{suffix} {sh} seq {sq} {task} {m}: "
+                          f"{results[-1].get('ms', float('nan')):.2f} ms {results[-1].get('error', '')}", file=sys.stderr, flush=True)
+        for (label, py, has_hf), (suffix, penv, heap) in [(p, e) for p in pythons for e in python_envs]:
+            jobs = []
+            for sh, sq, task, m in configs:
+                if "eager" in paths and m in ("lora", "full"):
+                    jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m))
+                    if task == "mlm":  # what issue 12 asks of the trainer: logits at the masked positions only
+                        jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m, masked_only=True))
+                if has_hf and "hf" in paths and m in ("lora", "full", "qlora"):
+                    jobs.append(dict(base, path="hf", shape=sh, seq=sq, task=task, method=m))
+            print(f"  {rnd_tag}running {len(jobs)} Python jobs with {label}{suffix} …", file=sys.stderr, flush=True)
+            for r in run_python(py, jobs, penv):
+                r["label"] = f"{r['path']}{'-masked' if r.get('masked_only') else ''} {label.split(' (')[0].split('+')[0]}{suffix}"
+                r["heap"] = heap
+                results.append(r)
+    results = merge_rounds(results) if a.rounds > 1 else results
     wall = time.time() - t_start
 
     # ---- the table
@@ -508,7 +542,8 @@ def main() -> int:
     except OSError:
         load = (float("nan"),) * 3
     print(f"compare_step: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
-          f"{a.threads} threads, batch {a.batch}, {a.precision}, median of {a.steps} steps after {a.warmup}; "
+          f"{a.threads} threads, batch {a.batch}, {a.precision}, median of {a.steps} steps after {a.warmup}"
+          f"{f', median of {a.rounds} rounds (every path in turn)' if a.rounds > 1 else ''}; "
           f"load average before the table {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {wall:.0f} s")
     for label, py, _ in pythons:
         print(f"python paths: {label}: {py}")
@@ -540,6 +575,8 @@ def main() -> int:
                 print(f"{sh:<5} {sq:>4} {task:<4} {m:<11} {r['label']:<31} {'—':>9} {'':>8} {fl / 1e9:>7.2f} {'':>8} "
                       f"{gemm:>7.1f} {'':>5} {'':>8}  {note}")
                 continue
+            if len(r.get("ms_rounds", [])) > 1:
+                note += " rounds " + "/".join(f"{x:.4g}" for x in r["ms_rounds"])
             rate = fl / (r["ms"] / 1e3) / 1e9
             ratio = f"{r['ms'] / tr['ms']:.2f}" if tr else "—"
             best = best_sgemm.get((sh, sq), 0.0)
