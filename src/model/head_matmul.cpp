@@ -30,7 +30,7 @@ SgemmFn blas_sgemm() {
 }
 
 /// How BLAS reads one matrix of `rows` × `cols` with strides (rs, cs): its op and leading
-/// dimension for a column-major product of the transpose (see gemm_rows below). False when
+/// dimension for a column-major product of the transpose (see gemm_heads below). False when
 /// neither stride is 1 (then the caller copies).
 bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, char& op, int& ld) {
   int64_t l = 0;
@@ -55,9 +55,9 @@ bool blas_ok(const torch::Tensor& t) {
 }
 
 /// c[i] = alpha · a[i] · b[i] for every (batch, head) i; a [B, H, M, K], b [B, H, K, N] and c
-/// [B, H, M, N] already allocated, each matrix with a unit stride (blas_ok).
-/// With a key_bias of [B, N] (contiguous fp32; empty or undefined: none), every row of item (x, ·) starts from key_bias[x]
-/// and sgemm adds the product to it (beta 1).
+/// [B, H, M, N] already allocated, each matrix with a unit stride (blas_ok). With a key_bias of
+/// [B, N] (contiguous fp32; empty or undefined: none), every row of item (x, ·) starts from
+/// key_bias[x] and sgemm adds the product to it (beta 1).
 void gemm_heads(SgemmFn sgemm, const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& c, float alpha,
                 const torch::Tensor& key_bias = {}) {
   if (c.stride(3) != 1) {
