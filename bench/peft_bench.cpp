@@ -414,8 +414,8 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
   const double trainer_ms = tt.mean_ms;
   if (!o.profile.empty()) {
     {
-      // LibTorch's own op-level profiler (every dispatched op, with its input shapes), around one
-      // more fit of `steps` steps; it adds a few microseconds per op.
+      // LibTorch's own op-level profiler (every dispatched op, its name and time; no shapes),
+      // around one more fit of `steps` steps; it adds a few microseconds per op.
       torch::autograd::profiler::RecordProfile guard(o.profile);
       timed_fit(*trainer, data);
     }

@@ -3,8 +3,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
-#include <stdexcept>
 #include <string>
+
+#include "core/env_switch.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -43,11 +44,7 @@ bool reset_peak_rss() {
 }
 
 bool heap_tuning_wanted(const char* value) {
-  const std::string mode = value ? value : "tuned";
-  if (mode != "tuned" && mode != "system")
-    throw std::invalid_argument("environment variable PEFT_MALLOC=\"" + mode +
-                                "\": expected \"tuned\" (the default) or \"system\" (glibc's malloc defaults)");
-  return mode == "tuned";
+  return env_switch("PEFT_MALLOC", value, "tuned", "no mmap for large blocks, 1 GiB trim threshold", "system", "glibc's malloc defaults");
 }
 
 bool tune_heap_for_steps() {

@@ -1,17 +1,13 @@
 #include "model/cpu_kernels.h"
 
 #include <cstdlib>
-#include <stdexcept>
-#include <string>
+
+#include "core/env_switch.h"
 
 namespace peft::model {
 
 bool cpu_kernels_wanted(const char* value) {
-  const std::string mode = value ? value : "peft";
-  if (mode != "peft" && mode != "torch")
-    throw std::invalid_argument("environment variable PEFT_CPU_KERNELS=\"" + mode +
-                                "\": expected \"peft\" (the default: peft-sweep's CPU kernels) or \"torch\" (LibTorch's ops)");
-  return mode == "peft";
+  return env_switch("PEFT_CPU_KERNELS", value, "peft", "peft-sweep's CPU kernels", "torch", "LibTorch's ops");
 }
 
 bool own_cpu_kernels() {
