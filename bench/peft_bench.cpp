@@ -34,6 +34,7 @@
 #include "adapters/sparse_lora.h"
 #include "comm/communicator.h"
 #include "cli/cli_common.h"
+#include "core/blas_core.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "model/dropout.h"
@@ -500,10 +501,11 @@ void bench_step(const Options& o, model::DistilBertConfig c) {
   std::cout << fmt::format(
       "step-result {{\"method\": \"{}\", \"task\": \"{}\", \"precision\": \"{}\", \"batch\": {}, \"seq\": {}, \"threads\": {}, "
       "\"trainer_ms_median\": {:.4f}, \"trainer_ms_mean\": {:.4f}, \"eager_ms\": {:.4f}, \"sgemm_gflops\": {:.3f}, "
-      "\"bf16_gemm_gflops\": {:.3f}, \"trainable\": {}, \"ids_sum\": {}, \"labels_sum\": {}, \"masked\": {}, \"loss\": {:.6f}, \"libtorch\": \"{}.{}.{}\"}}\n",
+      "\"bf16_gemm_gflops\": {:.3f}, \"trainable\": {}, \"ids_sum\": {}, \"labels_sum\": {}, \"masked\": {}, \"loss\": {:.6f}, \"libtorch\": \"{}.{}.{}\", "
+      "\"openblas_core\": \"{}\"}}\n",
       o.method, mlm ? "mlm" : "cls", bf16 ? "bf16" : "fp32", batch, seq, torch::get_num_threads(), tt.median_ms, tt.mean_ms, eager_ms,
       sgemm, bgemm, trainable, data.batch().ids.sum().item<int64_t>(), data.batch().labels.sum().item<int64_t>(), data.batch().count, tt.last_loss,
-      TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+      TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH, openblas_core());
 }
 
 void bench_allreduce(const Options& o, const model::DistilBertConfig& c) {
@@ -718,6 +720,7 @@ int run(const std::vector<std::string>& args) {
 }  // namespace peft::bench
 
 int main(int argc, char** argv) {
+  peft::restart_for_fitting_openblas_core(argv);  // core/blas_core.h
   std::vector<std::string> args(argv + 1, argv + argc);
   return peft::cli::run_guarded("peft-bench", [&] { return peft::bench::run(args); });
 }

@@ -6,6 +6,7 @@
 
 #include <torch/version.h>
 
+#include "core/blas_core.h"
 #include "core/error.h"
 #include "peft/version.h"
 
@@ -58,7 +59,8 @@ int run_guarded(const std::string& tool, const std::function<int()>& body) {
 }
 
 std::string version_banner() {
-  return fmt::format("peft-sweep {} (LibTorch {})", PEFT_VERSION, TORCH_VERSION);
+  const std::string blas = openblas_core();
+  return fmt::format("peft-sweep {} (LibTorch {}{})", PEFT_VERSION, TORCH_VERSION, blas.empty() ? "" : ", OpenBLAS " + blas + " kernels");
 }
 
 }  // namespace peft::cli

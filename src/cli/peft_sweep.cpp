@@ -9,6 +9,7 @@
 #include "cli/single_trial.h"
 #include "config/dump_config.h"
 #include "config/sweep_spec.h"
+#include "core/blas_core.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "sweep/driver.h"
@@ -78,6 +79,7 @@ int sweep_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  peft::restart_for_fitting_openblas_core(argv);  // before MPI and the first gemm (core/blas_core.h)
   if (argc > 1 && std::string(argv[1]) == "trial") {
     peft::init_logging(0, "info");
     std::vector<std::string> args(argv + 2, argv + argc);

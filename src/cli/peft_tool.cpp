@@ -4,6 +4,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/tools.h"
+#include "core/blas_core.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -34,6 +35,7 @@ void usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  peft::restart_for_fitting_openblas_core(argv);  // core/blas_core.h
   peft::init_logging(0, "warn");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
