@@ -398,7 +398,7 @@ def run_trainer(job: dict, env: dict) -> dict:
             return dict(job, ms=res["trainer_ms_median"], ms_mean=res["trainer_ms_mean"], sgemm_gflops=res["sgemm_gflops"],
                         bf16_gemm_gflops=res["bf16_gemm_gflops"], ids_sum=res["ids_sum"], labels_sum=res["labels_sum"],
                         trainable=res["trainable"], torch="LibTorch " + res["libtorch"], loss=res["loss"],
-                        masked=res["masked"])
+                        masked=res["masked"], openblas_core=res.get("openblas_core", ""))
     tail = ((r.stderr or r.stdout).strip().splitlines() or ["?"])[-1]
     return dict(job, error=f"peft-bench exit {r.returncode}: {tail[:150]}")
 
@@ -524,6 +524,16 @@ def main() -> int:
                         jobs.append(dict(base, path="eager", shape=sh, seq=sq, task=task, method=m, masked_only=True))
                 if has_hf and "hf" in paths and m in ("lora", "full", "qlora"):
                     jobs.append(dict(base, path="hf", shape=sh, seq=sq, task=task, method=m))
+            if py == sys_py and "OPENBLAS_CORETYPE" not in penv:
+                # Debian's torch 1.13 loads the same OpenBLAS, which falls back to its Prescott
+                # kernels on a CPU model it does not know; the trainer restarts with a fitting
+                # OPENBLAS_CORETYPE (core/blas_core.h), so the same-library path gets the same kernels.
+                core = next((r["openblas_core"] for r in results if r.get("openblas_core")), "")
+                if core:
+                    penv = dict(penv, OPENBLAS_CORETYPE=core)
+                    note = f"eager torch 1.13 ran with OPENBLAS_CORETYPE={core}, the trainer's OpenBLAS kernels"
+                    if note not in notes:
+                        notes.append(note)
             print(f"  {rnd_tag}running {len(jobs)} Python jobs with {label}{suffix} …", file=sys.stderr, flush=True)
             for r in run_python(py, jobs, penv):
                 r["label"] = f"{r['path']}{'-masked' if r.get('masked_only') else ''} {label.split(' (')[0].split('+')[0]}{suffix}"
@@ -549,6 +559,9 @@ def main() -> int:
         print(f"python paths: {label}: {py}")
     print(f"heap: the trainer's is peft-sweep's (PEFT_MALLOC=tuned: no mmap, 1 GiB trim threshold), Python's glibc's "
           f"defaults{'; rows marked glibc heap / +heap: the other way round' if a.heap == 'both' else ''}")
+    trainer_core = next((r["openblas_core"] for r in results if r.get("openblas_core")), "")
+    if trainer_core:
+        print(f"trainer's BLAS: OpenBLAS, {trainer_core} kernels")
     for n in notes:
         print("note: " + n)
     hdr = f"{'shape':<5} {'seq':>4} {'task':<4} {'method':<11} {'path':<31} {'ms/step':>9} {'×trainer':>8} {'GFLOP':>7} " \
