@@ -3,6 +3,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include <torch/cuda.h>
@@ -16,7 +18,27 @@
 
 namespace peft::train {
 
+int threads_from_omp_num_threads(const char* value) {
+  if (value == nullptr || *value == '\0') return 0;  // unset, or set empty: OpenMP ignores that too
+  // OpenMP's syntax: one number, or a comma-separated list for nested levels (the first is ours).
+  const std::string v(value);
+  const std::string first = v.substr(0, v.find(','));
+  int n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoi(first, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != first.size() || n < 1)
+    throw_input("environment variable OMP_NUM_THREADS=\"{}\": expected a positive number of CPU threads per rank (unset: the "
+                "CPUs this rank may run on, at most its share of the node's)",
+                v);
+  return n;
+}
+
 int threads_per_rank(int ranks_on_node) {
+  if (const int n = threads_from_omp_num_threads(std::getenv("OMP_NUM_THREADS")); n > 0) return n;
   const int online = std::max(1u, std::thread::hardware_concurrency());
   int allowed = online;
   cpu_set_t set;
