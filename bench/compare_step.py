@@ -403,6 +403,11 @@ def run_trainer(job: dict, env: dict) -> dict:
     return dict(job, error=f"peft-bench exit {r.returncode}: {tail[:150]}")
 
 
+def trainer_openblas_core(results: list[dict]) -> str:
+    """The OpenBLAS kernel set the trainer ran on (peft-bench's step-result), or "" (MKL, or no trainer row yet)."""
+    return next((r["openblas_core"] for r in results if r.get("openblas_core")), "")
+
+
 def masked_count(batch, seq, rows):
     """MLM: the masked positions of the batch (the same draw on every path), as a path counted
     them; 15 % when none did."""
@@ -528,7 +533,7 @@ def main() -> int:
                 # Debian's torch 1.13 loads the same OpenBLAS, which falls back to its Prescott
                 # kernels on a CPU model it does not know; the trainer restarts with a fitting
                 # OPENBLAS_CORETYPE (core/blas_core.h), so the same-library path gets the same kernels.
-                core = next((r["openblas_core"] for r in results if r.get("openblas_core")), "")
+                core = trainer_openblas_core(results)
                 if core:
                     penv = dict(penv, OPENBLAS_CORETYPE=core)
                     note = f"eager torch 1.13 ran with OPENBLAS_CORETYPE={core}, the trainer's OpenBLAS kernels"
@@ -559,7 +564,7 @@ def main() -> int:
         print(f"python paths: {label}: {py}")
     print(f"heap: the trainer's is peft-sweep's (PEFT_MALLOC=tuned: no mmap, 1 GiB trim threshold), Python's glibc's "
           f"defaults{'; rows marked glibc heap / +heap: the other way round' if a.heap == 'both' else ''}")
-    trainer_core = next((r["openblas_core"] for r in results if r.get("openblas_core")), "")
+    trainer_core = trainer_openblas_core(results)
     if trainer_core:
         print(f"trainer's BLAS: OpenBLAS, {trainer_core} kernels")
     for n in notes:

@@ -1,6 +1,12 @@
 #pragma once
-// Shared helpers for the unit tests: temporary folders and the optional real data sets.
+// Shared helpers for the unit tests: temporary folders, running a command, and the optional
+// real data sets.
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -28,6 +34,22 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// A shell command's exit code (-1 when it did not exit) and its stdout and stderr together.
+struct CommandResult {
+  int code;
+  std::string output;
+};
+
+inline CommandResult run_command(const std::string& cmd) {
+  TempDir dir;
+  const std::string out = dir / "out.txt";
+  const int status = std::system((cmd + " > " + out + " 2>&1").c_str());
+  std::ifstream f(out);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
 
 /// Path inside ../shared/data, or empty when the real data is not present.
 inline std::string shared_data(const std::string& rel) {

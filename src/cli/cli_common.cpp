@@ -59,8 +59,7 @@ int run_guarded(const std::string& tool, const std::function<int()>& body) {
 }
 
 std::string version_banner() {
-  const std::string blas = openblas_core();
-  return fmt::format("peft-sweep {} (LibTorch {}{})", PEFT_VERSION, TORCH_VERSION, blas.empty() ? "" : ", OpenBLAS " + blas + " kernels");
+  return fmt::format("peft-sweep {} (LibTorch {}{})", PEFT_VERSION, TORCH_VERSION, openblas_banner_note());
 }
 
 }  // namespace peft::cli

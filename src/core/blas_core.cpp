@@ -53,6 +53,11 @@ std::string openblas_core() {
   return name ? name : "";
 }
 
+std::string openblas_banner_note() {
+  const std::string core = openblas_core();
+  return core.empty() ? "" : ", OpenBLAS " + core + " kernels";
+}
+
 std::string openblas_core_for_this_cpu() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();

@@ -23,6 +23,9 @@ namespace peft {
 /// process has no OpenBLAS (the PyTorch wheel's LibTorch uses MKL).
 std::string openblas_core();
 
+/// ", OpenBLAS NAME kernels" for the programs' banners, or "" without OpenBLAS.
+std::string openblas_banner_note();
+
 /// The best OpenBLAS kernel set that this CPU runs: "SkylakeX" (AVX-512 F/CD/BW/DQ/VL),
 /// "Haswell" (AVX2 and FMA) or "" (neither).
 std::string openblas_core_for_this_cpu();

@@ -237,11 +237,9 @@ int run_sweep(const SweepOptions& opt) {
   // The device: local rank % visible devices (train::resolve_device); the backend: from the
   // PCI bus ids the group's ranks actually see (comm::make_communicator).
   auto communicator = comm::make_communicator(group_comm, device);
-  const std::string blas = openblas_core();
-  const std::string blas_note = blas.empty() ? "" : ", OpenBLAS " + blas + " kernels";
   if (world_rank == 0)
     spdlog::info("peft-sweep {} (LibTorch {}{}): {} ranks in {} groups of dp={}, {} threads per rank, device {}, {} backend ({}); {} trials ({} already complete), {} scheduling → {}",
-                 PEFT_VERSION, TORCH_VERSION, blas_note, world_size, groups, dp, threads, device.str(), communicator->backend(),
+                 PEFT_VERSION, TORCH_VERSION, openblas_banner_note(), world_size, groups, dp, threads, device.str(), communicator->backend(),
                  communicator->reason, trials.size(), trials.size() - pending.size(), spec.schedule, spec.output);
   // The event log (README "Watching a sweep"): rank 0's run lines, each group leader's trial lines.
   EventLog events = group_rank == 0 ? EventLog(event_log_path(spec.output)) : EventLog();

@@ -1,12 +1,7 @@
 // OpenBLAS's kernel set (core/blas_core.h): the programs restart with a fitting
 // OPENBLAS_CORETYPE where OpenBLAS fell back to pre-AVX kernels on an AVX2 CPU, and keep the
 // user's OPENBLAS_CORETYPE always.
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -16,21 +11,11 @@
 
 namespace {
 
-struct Output {
-  int code;
-  std::string output;
-};
+using Output = peft::testing::CommandResult;
 
 /// peft-tool --version with `env` in front (env -u removes a variable).
 Output version(const std::string& env) {
-  peft::testing::TempDir dir;
-  const std::string out = dir / "out.txt";
-  const std::string cmd = "env -u PEFT_OPENBLAS_RESTARTED " + env + " " + std::string(PEFT_BIN_DIR) + "/peft-tool --version > " + out + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+  return peft::testing::run_command("env -u PEFT_OPENBLAS_RESTARTED " + env + " " + std::string(PEFT_BIN_DIR) + "/peft-tool --version");
 }
 
 /// The kernel set the banner names ("OpenBLAS NAME kernels"), or "" when it names none.

@@ -1,10 +1,6 @@
 // `peft-sweep trial`: bad choices are usage errors (exit 2) naming the option, and so is a
 // sequence length the model cannot take; a paged-optimizer trial runs and reports its states in
 // host memory.
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -14,21 +10,12 @@
 
 namespace {
 
-struct Run {
-  int code;
-  std::string output;
-};
+using Run = peft::testing::CommandResult;
 
 Run run(const std::string& args) {
-  peft::testing::TempDir dir;
-  const std::string out = dir / "out.txt";
-  const std::string cmd = "cd " + dir.path().string() + " && PEFT_LOG_LEVEL=warn " + std::string(PEFT_BIN_DIR) +
-                          "/peft-sweep trial " + args + " > " + out + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+  peft::testing::TempDir dir;  // the trial's working folder
+  return peft::testing::run_command("cd " + dir.path().string() + " && PEFT_LOG_LEVEL=warn " + std::string(PEFT_BIN_DIR) +
+                                    "/peft-sweep trial " + args);
 }
 
 TEST(TrialCommand, BadChoicesAreUsageErrors) {

@@ -1,6 +1,7 @@
 // CPU threads per rank (train/device.h): OMP_NUM_THREADS where it is set, as PyTorch takes it;
 // otherwise the rank's share of the CPUs it may run on. A bad value is an input error that names
 // the variable.
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <thread>
